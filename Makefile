@@ -1,0 +1,58 @@
+# The platform's entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK := $(PY) -m stack
+UV := $(VENV)/bin/uv
+# which tests `make test` runs (pytest -m expression); e.g. make test MARKERS=unit
+MARKERS ?= unit or integration or e2e
+PYTEST_ARGS ?=
+
+.PHONY: help setup up down status logs test test-unit demo clean lock
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# The Python environment, from the pinned lock file; rebuilt when the lock changes.
+$(VENV)/.synced: requirements/stack.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null \
+	  || { echo "error: Python 3.11 is required as '$(PYTHON)' (found: $$($(PYTHON) --version 2>&1)); install python3.11 or run make PYTHON=python3.11 ..." >&2; exit 1; }
+	@echo "• Python environment $(VENV) (requirements/stack.lock)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(PY) -m pip install -q --disable-pip-version-check uv==$$(grep -oP '^uv==\K[0-9.]+' requirements/stack.in) \
+	  || { echo "error: could not install uv from PyPI; check network access to PyPI" >&2; exit 1; }
+	@$(UV) pip sync -q --python $(PY) requirements/stack.lock \
+	  || { echo "error: could not install requirements/stack.lock from PyPI; check network access to PyPI" >&2; exit 1; }
+	@touch $@
+
+setup: $(VENV)/.synced ## install everything the stack needs (idempotent; fast when nothing changed)
+	@$(STACK) setup
+
+up: setup ## start the services in dependency order and wait until healthy (s="kafka" for some)
+	@$(STACK) up $(s)
+
+down: ## stop every service; leaves nothing listening
+	@if [ -x $(PY) ] && [ -f .env ]; then $(STACK) down; else echo "nothing is running"; fi
+
+status: ## state, pid, port and health of each service
+	@$(STACK) status
+
+logs: ## recent logs of all services, or s=<service>; f=1 follows
+	@$(STACK) logs $(s) $(if $(f),--follow,)
+
+test: setup ## run the test suite (brings the stack up itself; stops it again if it started it)
+	@$(PY) -m pytest -m "$(MARKERS)" $(PYTEST_ARGS)
+
+test-unit: $(VENV)/.synced ## unit tests only (no services)
+	@$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+demo: up ## the platform's main job on the local stack (grows with each issue)
+	@echo "The platform is up. Stop it with: make down"
+
+clean: ## delete all platform data (.data); needs CONFIRM=yes
+	@$(STACK) clean $(if $(filter yes,$(CONFIRM)),--yes,)
+
+lock: $(VENV)/.synced ## recompile requirements/*.lock from the .in files after changing a pin
+	@$(UV) pip compile -q --python-version 3.11 --generate-hashes requirements/stack.in -o requirements/stack.lock

@@ -1,0 +1,1 @@
+"""The local stack: install, start, supervise and check the platform's services without Docker."""

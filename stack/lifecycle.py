@@ -1,0 +1,111 @@
+"""`up`, `down` and `status`: start services in dependency order, wait for health, provision."""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from stack.config import Settings
+from stack.errors import StackError
+from stack.net import port_open
+from stack.service import Service
+from stack.supervisor import Supervisor
+
+# wide enough for the status table when output is not a terminal (CI logs, pipes)
+console = Console(highlight=False, width=max(shutil.get_terminal_size((140, 24)).columns, 120))
+
+
+def wait_healthy(svc: Service, sup: Supervisor, timeout: float) -> bool:
+    """Poll the service's health until it passes, the timeout ends, or supervisord gives up on it."""
+    def probe() -> bool:
+        info = sup.info(svc.name)
+        if info and info["statename"] in ("FATAL", "EXITED"):
+            raise StackError(f"{svc.name} exited during start-up; see {sup.log_path(svc.name)}")
+        return svc.healthy()
+
+    return Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.5), retry=retry_if_result(lambda ok: not ok),
+                    retry_error_callback=lambda _: False)(probe)
+
+
+def up(settings: Settings, services: list[Service], all_services: list[Service]) -> None:
+    sup = Supervisor(settings)
+    sup.ensure_running(all_services)
+    for svc in services:
+        started = time.monotonic()
+        info = sup.info(svc.name)
+        running = bool(info and info["statename"] in ("RUNNING", "STARTING", "BACKOFF"))
+        if not running:
+            for port in (svc.port, *svc.extra_ports):
+                if port_open(port):
+                    raise StackError(f"port {port} for {svc.name} is already in use by another process; "
+                                     f"stop it or change {svc.port_setting} in .env")
+            if svc.prepare:
+                svc.prepare()
+            sup.start(svc.name)
+        with console.status(f"waiting for {svc.name} to become healthy ..."):
+            ok = wait_healthy(svc, sup, settings.startup_timeout)
+        if not ok:
+            raise StackError(f"{svc.name} did not become healthy within {settings.startup_timeout:.0f}s; "
+                             f"see {sup.log_path(svc.name)}")
+        if svc.provision:
+            svc.provision()
+        verb = "already running" if running else "started"
+        console.print(f"[green]✓[/] {svc.name:<10} {verb} and healthy ({time.monotonic() - started:.1f}s)")
+
+
+def down(settings: Settings, services: list[Service]) -> None:
+    sup = Supervisor(settings)
+    if not sup.running():
+        console.print("nothing is running")
+        return
+    for svc in reversed(services):
+        with console.status(f"stopping {svc.name} ..."):
+            sup.stop(svc.name)
+        console.print(f"[yellow]■[/] {svc.name} stopped")
+    sup.shutdown()
+    busy = [f"{svc.name}:{port}" for svc in services for port in (svc.port, *svc.extra_ports) if port_open(port)]
+    if busy:
+        raise StackError(f"still listening after stop: {', '.join(busy)}")
+
+
+@dataclass
+class Row:
+    name: str
+    state: str
+    pid: int | None
+    port: int
+    healthy: bool
+    url: str
+    details: str
+
+
+def rows(settings: Settings, services: list[Service]) -> list[Row]:
+    sup = Supervisor(settings)
+    up_ = sup.running()
+    result = []
+    for svc in services:
+        info = sup.info(svc.name) if up_ else None
+        state = info["statename"] if info else "STOPPED"
+        healthy = state == "RUNNING" and svc.healthy()
+        details = svc.details() if healthy and svc.details else ""
+        result.append(Row(svc.name, state, info["pid"] if info and info["pid"] else None,
+                          svc.port, healthy, svc.url, details))
+    return result
+
+
+def status(settings: Settings, services: list[Service]) -> bool:
+    table = Table(title="platform services")
+    for column in ("service", "state", "pid", "port", "health", "url / address", "details"):
+        table.add_column(column)
+    all_ok = True
+    for row in rows(settings, services):
+        all_ok &= row.healthy
+        health = "[green]healthy[/]" if row.healthy else ("[red]unhealthy[/]" if row.state == "RUNNING" else "-")
+        table.add_row(row.name, row.state, str(row.pid or "-"), str(row.port), health, row.url, row.details)
+    console.print(table)
+    console.print(f"logs: {Supervisor(settings).log_dir}   credentials: .env")
+    return all_ok

@@ -1,0 +1,24 @@
+"""What the stack knows about one service: how to start it, check it and provision it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass
+class Service:
+    name: str
+    port: int                      # the main port: must be free before start, shown by `status`
+    port_setting: str              # the .env variable that sets it, named in errors
+    url: str                       # what a user opens or connects to
+    command: list[str]             # run in the foreground under supervisord
+    healthy: Callable[[], bool]    # a quick real-client probe; never raises
+    depends_on: tuple[str, ...] = ()
+    prepare: Callable[[], None] | None = None    # before the first start (initdb, storage format)
+    provision: Callable[[], None] | None = None  # once healthy, idempotent (roles, topics, buckets)
+    details: Callable[[], str] | None = None     # extra status text (e.g. connector states)
+    user: str | None = None        # run as this OS user (PostgreSQL refuses to run as root)
+    environment: dict[str, str] = field(default_factory=dict)
+    extra_ports: tuple[int, ...] = ()
+    stop_signal: str = "TERM"
+    stop_wait_seconds: int = 30

@@ -1,0 +1,124 @@
+"""`make setup`: check prerequisites and install what the stack runs, idempotently.
+
+Each step records a stamp (a hash of its inputs) under .tools/stamps; when the inputs
+have not changed and the output is there, the step is skipped, so a second run is fast.
+The Python environment itself is created by the Makefile before this runs.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+from rich.console import Console
+
+from stack import jvm, minio, postgres
+from stack.config import REPO, TOOLS, ensure_env_file
+from stack.connect import PLUGIN_DIR
+from stack.errors import PrerequisiteError, StackError
+
+console = Console(highlight=False)
+STAMPS = TOOLS / "stamps"
+POM = REPO / "pom.xml"
+# pinned MinIO server: the Go module version of the last community source release we build
+MINIO_MODULE = "github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
+# jar sets copied from the pom's profiles: profile -> folder under .tools/jvm
+JVM_PROFILES = {"kafka": jvm.JVM_DIR / "kafka", "debezium": PLUGIN_DIR / "debezium-postgres"}
+
+
+def _version(cmd: list[str], pattern: str) -> tuple[int, ...] | None:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(pattern, out.stdout + out.stderr)
+    return tuple(int(x) for x in match.groups()) if match else None
+
+
+def check_prerequisites() -> None:
+    java = _version(["java", "-version"], r'version "(\d+)')
+    if not java or java[0] < 17:
+        raise PrerequisiteError("JDK 17+ not found (`java -version`); install it with `sudo apt-get install openjdk-17-jdk-headless`")
+    if not shutil.which("mvn"):
+        raise PrerequisiteError("Maven not found (`mvn`); install it with `sudo apt-get install maven`")
+    go = _version(["go", "version"], r"go(\d+)\.(\d+)")
+    if not go or go < (1, 24):
+        raise PrerequisiteError("Go 1.24+ not found (`go version`); install it from the Go downloads or `sudo apt-get install golang`")
+    try:
+        postgres.bin_dir()
+    except PrerequisiteError:
+        if os.geteuid() != 0 or not shutil.which("apt-get"):
+            raise
+        _run(["apt-get", "install", "-y", "-q", f"postgresql-{postgres.PG_MAJOR}"], "apt-get install postgresql",
+             "could not install PostgreSQL from Debian's packages; run `sudo apt-get update` and try again")
+        postgres.bin_dir()
+    if not shutil.which("psql"):
+        raise PrerequisiteError("psql not found; install it with `sudo apt-get install postgresql-client`")
+
+
+def _run(cmd: list[str], what: str, hint: str, env: dict[str, str] | None = None) -> None:
+    log = TOOLS / "logs" / f"{what.split()[0]}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as fh:
+        result = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    if result.returncode != 0:
+        tail = [line.strip() for line in log.read_text().splitlines() if line.strip()][-1:] or [""]
+        raise StackError(f"{what} failed: {hint} (last output: {tail[0][:200]!r}; full log: {log})")
+
+
+def _stamped(name: str, inputs: str, output: Path, build: Callable[[], None]) -> bool:
+    """Run `build` unless the stamp matches `inputs` and `output` exists. True when it ran."""
+    digest = hashlib.sha256(inputs.encode()).hexdigest()
+    stamp = STAMPS / name
+    if output.exists() and stamp.exists() and stamp.read_text() == digest:
+        return False
+    build()
+    STAMPS.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest)
+    return True
+
+
+def _copy_jars(profile: str, target: Path) -> Callable[[], None]:
+    def build() -> None:
+        staging = target.with_name(target.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        _run(["mvn", "-B", "-q", "-f", str(POM), "-P", profile, "dependency:copy-dependencies",
+              "-DincludeScope=runtime", f"-DoutputDirectory={staging}"], f"mvn-{profile} (Maven Central)",
+             "could not fetch the pinned jars; check network access to Maven Central")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    return build
+
+
+def _build_minio() -> None:
+    minio.BINARY.parent.mkdir(parents=True, exist_ok=True)
+    _run(["go", "install", MINIO_MODULE], "go-install-minio (Go module proxy)",
+         "could not build MinIO; check network access to the Go module proxy",
+         env={"GOBIN": str(minio.BINARY.parent), "CGO_ENABLED": "0"})
+
+
+def setup() -> None:
+    started = time.monotonic()
+    steps: list[tuple[str, Callable[[], str]]] = [
+        ("prerequisites (JDK 17+, Maven, Go, PostgreSQL 15)", lambda: check_prerequisites() or "ok"),
+        (".env with generated secrets", lambda: (f"added {len(a)} variable(s)" if (a := ensure_env_file())
+                                                 else "up to date")),
+    ]
+    pom = POM.read_text()
+    for profile, target in JVM_PROFILES.items():
+        steps.append((f"jars: {profile} (Maven Central)",
+                      lambda p=profile, t=target: "installed" if _stamped(f"jvm-{p}", pom + p, t, _copy_jars(p, t))
+                      else "up to date"))
+    steps.append(("MinIO server (Go module)",
+                  lambda: "built" if _stamped("minio", MINIO_MODULE, minio.BINARY, _build_minio) else "up to date"))
+    for number, (label, step) in enumerate(steps, 1):
+        t0 = time.monotonic()
+        with console.status(f"[{number}/{len(steps)}] {label} ..."):
+            outcome = step()
+        console.print(f"[green]✓[/] [{number}/{len(steps)}] {label}: {outcome} ({time.monotonic() - t0:.1f}s)")
+    console.print(f"setup done in {time.monotonic() - started:.1f}s")
