@@ -16,7 +16,8 @@ def java() -> str:
 
 
 def command(main_class: str, classpath: str, heap: str, *args: str) -> list[str]:
-    return [java(), f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+    # small initial heap: the JVMs only grow to their maximum under load
+    return [java(), "-Xms128m", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={CONF_DIR / 'log4j2.properties'}",
             "-cp", f"{JVM_DIR / classpath}/*", main_class, *args]
 

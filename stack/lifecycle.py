@@ -1,22 +1,20 @@
 """`up`, `down` and `status`: start services in dependency order, wait for health, provision."""
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 
-from rich.console import Console
+import psutil
 from rich.table import Table
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from stack.config import Settings
+from stack.ui import console
 from stack.errors import StackError
 from stack.net import port_open
 from stack.service import Service
 from stack.supervisor import Supervisor
 
-# wide enough for the status table when output is not a terminal (CI logs, pipes)
-console = Console(highlight=False, width=max(shutil.get_terminal_size((140, 24)).columns, 120))
 
 
 def wait_healthy(svc: Service, sup: Supervisor, timeout: float) -> bool:
@@ -79,8 +77,20 @@ class Row:
     pid: int | None
     port: int
     healthy: bool
+    rss_mib: float | None
     url: str
     details: str
+
+
+def rss_mib(pid: int | None) -> float | None:
+    """Resident memory of a service's whole process tree (PostgreSQL forks a process per connection)."""
+    if not pid:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        return sum(p.memory_info().rss for p in (proc, *proc.children(recursive=True))) / 2**20
+    except psutil.Error:
+        return None
 
 
 def rows(settings: Settings, services: list[Service]) -> list[Row]:
@@ -92,20 +102,21 @@ def rows(settings: Settings, services: list[Service]) -> list[Row]:
         state = info["statename"] if info else "STOPPED"
         healthy = state == "RUNNING" and svc.healthy()
         details = svc.details() if healthy and svc.details else ""
-        result.append(Row(svc.name, state, info["pid"] if info and info["pid"] else None,
-                          svc.port, healthy, svc.url, details))
+        pid = info["pid"] if info and info["pid"] else None
+        result.append(Row(svc.name, state, pid, svc.port, healthy, rss_mib(pid), svc.url, details))
     return result
 
 
 def status(settings: Settings, services: list[Service]) -> bool:
     table = Table(title="platform services")
-    for column in ("service", "state", "pid", "port", "health", "url / address", "details"):
+    for column in ("service", "state", "pid", "port", "health", "memory", "url / address", "details"):
         table.add_column(column)
     all_ok = True
     for row in rows(settings, services):
         all_ok &= row.healthy
         health = "[green]healthy[/]" if row.healthy else ("[red]unhealthy[/]" if row.state == "RUNNING" else "-")
-        table.add_row(row.name, row.state, str(row.pid or "-"), str(row.port), health, row.url, row.details)
+        memory = f"{row.rss_mib:.0f} MiB" if row.rss_mib is not None else "-"
+        table.add_row(row.name, row.state, str(row.pid or "-"), str(row.port), health, memory, row.url, row.details)
     console.print(table)
     console.print(f"logs: {Supervisor(settings).log_dir}   credentials: .env")
     return all_ok

@@ -15,18 +15,20 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from rich.console import Console
 
 from stack import jvm, minio, postgres
 from stack.config import REPO, TOOLS, ensure_env_file
 from stack.connect import PLUGIN_DIR
+from stack.ui import console
 from stack.errors import PrerequisiteError, StackError
 
-console = Console(highlight=False)
 STAMPS = TOOLS / "stamps"
 POM = REPO / "pom.xml"
 # pinned MinIO server: the Go module version of the last community source release we build
 MINIO_MODULE = "github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
+# `docker compose` CLI plugin, built from stack/tools/docker-compose/go.mod where the docker client lacks it
+COMPOSE_MODULE_DIR = REPO / "stack" / "tools" / "docker-compose"
+COMPOSE_PLUGIN = TOOLS / "docker" / "cli-plugins" / "docker-compose"
 # jar sets copied from the pom's profiles: profile -> folder under .tools/jvm
 JVM_PROFILES = {"kafka": jvm.JVM_DIR / "kafka", "debezium": PLUGIN_DIR / "debezium-postgres"}
 
@@ -102,6 +104,30 @@ def _build_minio() -> None:
          env={"GOBIN": str(minio.BINARY.parent), "CGO_ENABLED": "0"})
 
 
+def docker_compose_available() -> bool:
+    try:
+        return subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return False
+
+
+def _build_compose() -> None:
+    COMPOSE_PLUGIN.parent.mkdir(parents=True, exist_ok=True)
+    version = re.search(r"docker/compose/v2 (v[\d.]+)", (COMPOSE_MODULE_DIR / "go.mod").read_text()).group(1)
+    _run(["go", "-C", str(COMPOSE_MODULE_DIR), "build", "-o", str(COMPOSE_PLUGIN),
+          "-ldflags", f"-X github.com/docker/compose/v2/internal.Version={version}",
+          "github.com/docker/compose/v2/cmd"], "go-build-compose (Go module proxy)",
+         "could not build the docker compose plugin; check network access to the Go module proxy",
+         env={"CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly"})
+
+
+def _compose_step() -> str:
+    if docker_compose_available():
+        return "docker compose is installed"
+    inputs = "".join((COMPOSE_MODULE_DIR / f).read_text() for f in ("go.mod", "go.sum"))
+    return "built" if _stamped("compose", inputs, COMPOSE_PLUGIN, _build_compose) else "up to date"
+
+
 def setup() -> None:
     started = time.monotonic()
     steps: list[tuple[str, Callable[[], str]]] = [
@@ -116,6 +142,7 @@ def setup() -> None:
                       else "up to date"))
     steps.append(("MinIO server (Go module)",
                   lambda: "built" if _stamped("minio", MINIO_MODULE, minio.BINARY, _build_minio) else "up to date"))
+    steps.append(("docker compose plugin (Go module; validates docker-compose.yml)", _compose_step))
     for number, (label, step) in enumerate(steps, 1):
         t0 = time.monotonic()
         with console.status(f"[{number}/{len(steps)}] {label} ..."):
