@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 ENV_FILE = REPO / ".env"
 EXAMPLE_FILE = REPO / ".env.example"
 TOOLS = REPO / ".tools"  # what `make setup` installs: jars, binaries, extra virtualenvs
+BIN = TOOLS / "bin"
 GENERATE = "generate"
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import requests
 from minio import Minio
 
-from stack.config import TOOLS, Settings
+from stack.config import BIN, Settings
 from stack.service import Service
 
-BINARY = TOOLS / "bin" / "minio"
+BINARY = BIN / "minio"
 
 
 def client(settings: Settings) -> Minio:

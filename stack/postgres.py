@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from stack import migrations
 from stack.config import REPO, Settings
 from stack.errors import PrerequisiteError, StackError
 from stack.service import Service
@@ -121,7 +122,12 @@ def provision(settings: Settings) -> None:
         "cdc_user": settings["POSTGRES_CDC_USER"], "cdc_password": settings["POSTGRES_CDC_PASSWORD"],
         "stream_user": settings["POSTGRES_STREAM_USER"], "stream_password": settings["POSTGRES_STREAM_PASSWORD"],
         "bi_user": settings["POSTGRES_BI_USER"], "bi_password": settings["POSTGRES_BI_PASSWORD"],
+        "simulator_user": settings["POSTGRES_SIMULATOR_USER"],
+        "simulator_password": settings["POSTGRES_SIMULATOR_PASSWORD"],
     })
+    migrations.apply("postgres", migrations.POSTGRES_DIR,
+                     f"host={settings.postgres_host} port={settings.postgres_port} user={settings['POSTGRES_USER']} "
+                     f"password={settings['POSTGRES_PASSWORD']} dbname={settings['POSTGRES_DB']} sslmode=disable")
 
 
 def psql(settings: Settings, script: Path, variables: dict[str, str]) -> None:

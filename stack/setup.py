@@ -11,21 +11,31 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 
-from stack import jvm, minio, postgres
-from stack.config import REPO, TOOLS, ensure_env_file
+from stack import jvm, postgres
+from stack.config import BIN, REPO, TOOLS, ensure_env_file
 from stack.connect import PLUGIN_DIR
 from stack.ui import console
 from stack.errors import PrerequisiteError, StackError
 
 STAMPS = TOOLS / "stamps"
 POM = REPO / "pom.xml"
-# pinned MinIO server: the Go module version of the last community source release we build
-MINIO_MODULE = "github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
+# Go programs built from the Go module proxy: binary name -> (pinned module, build tags)
+GO_TOOLS = {
+    # MinIO: the Go module version of the last community source release
+    "minio": ("github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c", ""),
+    # goose: versioned SQL migrations for PostgreSQL and ClickHouse (sql/*/migrations)
+    "goose": ("github.com/pressly/goose/v3/cmd/goose@v3.29.0",
+              "no_mysql no_sqlite3 no_mssql no_vertica no_ydb no_libsql no_turso no_starrocks no_spanner no_duckdb"),
+}
+# extra virtualenvs for runtimes whose pins conflict with the main one: name -> lock file
+PYTHON_ENVS: dict[str, Path] = {}
+VENVS = TOOLS / "venvs"
 # `docker compose` CLI plugin, built from stack/tools/docker-compose/go.mod where the docker client lacks it
 COMPOSE_MODULE_DIR = REPO / "stack" / "tools" / "docker-compose"
 COMPOSE_PLUGIN = TOOLS / "docker" / "cli-plugins" / "docker-compose"
@@ -97,11 +107,27 @@ def _copy_jars(profile: str, target: Path) -> Callable[[], None]:
     return build
 
 
-def _build_minio() -> None:
-    minio.BINARY.parent.mkdir(parents=True, exist_ok=True)
-    _run(["go", "install", MINIO_MODULE], "go-install-minio (Go module proxy)",
-         "could not build MinIO; check network access to the Go module proxy",
-         env={"GOBIN": str(minio.BINARY.parent), "CGO_ENABLED": "0"})
+def _go_install(name: str) -> Callable[[], None]:
+    module, tags = GO_TOOLS[name]
+
+    def build() -> None:
+        BIN.mkdir(parents=True, exist_ok=True)
+        _run(["go", "install", *(["-tags", tags] if tags else []), module], f"go-install-{name} (Go module proxy)",
+             f"could not build {name}; check network access to the Go module proxy",
+             env={"GOBIN": str(BIN), "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"})
+    return build
+
+
+def _python_env(name: str, lock: Path) -> Callable[[], None]:
+    def build() -> None:
+        target = VENVS / name
+        shutil.rmtree(target, ignore_errors=True)
+        uv = str(Path(sys.executable).parent / "uv")
+        _run([uv, "venv", "-q", "--python", shutil.which("python3.11") or "python3", str(target)],
+             f"venv-{name}", "could not create the virtualenv")
+        _run([uv, "pip", "sync", "-q", "--python", str(target / "bin" / "python"), str(lock)],
+             f"venv-{name} (PyPI)", f"could not install {lock.name}; check network access to PyPI")
+    return build
 
 
 def docker_compose_available() -> bool:
@@ -140,8 +166,12 @@ def setup() -> None:
         steps.append((f"jars: {profile} (Maven Central)",
                       lambda p=profile, t=target: "installed" if _stamped(f"jvm-{p}", pom + p, t, _copy_jars(p, t))
                       else "up to date"))
-    steps.append(("MinIO server (Go module)",
-                  lambda: "built" if _stamped("minio", MINIO_MODULE, minio.BINARY, _build_minio) else "up to date"))
+    for name, (module, tags) in GO_TOOLS.items():
+        steps.append((f"{name} (Go module)", lambda n=name, m=module, t=tags: "built" if _stamped(
+            f"go-{n}", m + t, BIN / n, _go_install(n)) else "up to date"))
+    for name, lock in PYTHON_ENVS.items():
+        steps.append((f"Python environment {name} ({lock.name})", lambda n=name, lk=lock: "installed" if _stamped(
+            f"venv-{n}", lk.read_text(), VENVS / n / "bin" / "python", _python_env(n, lk)) else "up to date"))
     steps.append(("docker compose plugin (Go module; validates docker-compose.yml)", _compose_step))
     for number, (label, step) in enumerate(steps, 1):
         t0 = time.monotonic()

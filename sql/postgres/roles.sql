@@ -1,6 +1,7 @@
 -- Roles and grants: one login role per component, each with only what it needs.
 -- Run by psql as the superuser, connected to the platform database, with variables
--- db, admin_user, cdc_user/cdc_password, stream_user/stream_password, bi_user/bi_password.
+-- db, admin_user, cdc_user/cdc_password, stream_user/stream_password, bi_user/bi_password,
+-- simulator_user/simulator_password.
 -- The local stack runs it on every `make up`; compose runs it from its init service.
 -- Idempotent: roles are created once and their passwords kept in line with .env.
 
@@ -10,6 +11,8 @@ SELECT format('CREATE ROLE %I LOGIN', :'stream_user')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'stream_user') \gexec
 SELECT format('CREATE ROLE %I LOGIN', :'bi_user')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'bi_user') \gexec
+SELECT format('CREATE ROLE %I LOGIN', :'simulator_user')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'simulator_user') \gexec
 
 -- CDC (Debezium): logical replication and reading the captured tables for snapshots.
 -- Publications are created by the platform (superuser), so this role needs no CREATE.
@@ -19,9 +22,11 @@ ALTER ROLE :"stream_user" WITH LOGIN NOREPLICATION NOSUPERUSER NOCREATEDB NOCREA
 -- BI (Superset, notebooks): read-only.
 ALTER ROLE :"bi_user" WITH LOGIN NOREPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'bi_password';
 ALTER ROLE :"bi_user" SET default_transaction_read_only = on;
+-- Customer simulator: maintains the customer master data (inserts, updates, deletes) only.
+ALTER ROLE :"simulator_user" WITH LOGIN NOREPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'simulator_password';
 
 REVOKE ALL ON DATABASE :"db" FROM PUBLIC;
-GRANT CONNECT, TEMPORARY ON DATABASE :"db" TO :"cdc_user", :"stream_user", :"bi_user";
+GRANT CONNECT, TEMPORARY ON DATABASE :"db" TO :"cdc_user", :"stream_user", :"bi_user", :"simulator_user";
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 
 -- The platform's schemas, owned by the superuser; tables come from sql/postgres migrations.
@@ -31,12 +36,16 @@ CREATE SCHEMA IF NOT EXISTS realtime AUTHORIZATION :"admin_user";  -- windowed a
 
 GRANT USAGE ON SCHEMA crm, raw, realtime TO :"cdc_user", :"bi_user";
 GRANT USAGE ON SCHEMA raw, realtime TO :"stream_user";
+GRANT USAGE ON SCHEMA crm TO :"simulator_user";
 
 -- Existing tables ...
 GRANT SELECT ON ALL TABLES IN SCHEMA crm, raw, realtime TO :"cdc_user", :"bi_user";
 GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA raw, realtime TO :"stream_user";
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA crm TO :"simulator_user";
 -- ... and every table the superuser creates later (migrations).
 ALTER DEFAULT PRIVILEGES FOR ROLE :"admin_user" IN SCHEMA crm, raw, realtime
   GRANT SELECT ON TABLES TO :"cdc_user", :"bi_user";
 ALTER DEFAULT PRIVILEGES FOR ROLE :"admin_user" IN SCHEMA raw, realtime
   GRANT SELECT, INSERT, UPDATE ON TABLES TO :"stream_user";
+ALTER DEFAULT PRIVILEGES FOR ROLE :"admin_user" IN SCHEMA crm
+  GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO :"simulator_user";
