@@ -54,5 +54,7 @@ demo: up ## the platform's main job on the local stack (grows with each issue)
 clean: ## delete all platform data (.data); needs CONFIRM=yes
 	@$(STACK) clean $(if $(filter yes,$(CONFIRM)),--yes,)
 
+# each lock file = one environment (stack.in includes the ClickHouse server's .in files)
+LOCKS ?= stack dbt
 lock: $(VENV)/.synced ## recompile requirements/*.lock from the .in files after changing a pin
-	@$(UV) pip compile -q --python-version 3.11 --generate-hashes requirements/stack.in -o requirements/stack.lock
+	@for env in $(LOCKS); do $(UV) pip compile -q --python-version 3.11 --generate-hashes requirements/$$env.in -o requirements/$$env.lock || exit 1; done

@@ -96,6 +96,7 @@ class Settings:
     minio_host: str
     minio_port: int
     minio_console_port: int
+    clickhouse_port: int
     startup_timeout: float
 
     def __getitem__(self, name: str) -> str:
@@ -137,5 +138,6 @@ def load(env_file: Path = ENV_FILE, environ: dict[str, str] | None = None) -> Se
         minio_host=minio_host,
         minio_port=minio_port,
         minio_console_port=_port(raw, "MINIO_CONSOLE_PORT"),
+        clickhouse_port=_port(raw, "CLICKHOUSE_PORT"),
         startup_timeout=startup_timeout,
     )

@@ -34,13 +34,17 @@ GO_TOOLS = {
               "no_mysql no_sqlite3 no_mssql no_vertica no_ydb no_libsql no_turso no_starrocks no_spanner no_duckdb"),
 }
 # extra virtualenvs for runtimes whose pins conflict with the main one: name -> lock file
-PYTHON_ENVS: dict[str, Path] = {}
+PYTHON_ENVS: dict[str, Path] = {
+    "dbt": REPO / "requirements" / "dbt.lock",
+    "flink": REPO / "requirements" / "flink.lock",  # PyFlink: apache-beam caps pyarrow/protobuf
+}
 VENVS = TOOLS / "venvs"
 # `docker compose` CLI plugin, built from stack/tools/docker-compose/go.mod where the docker client lacks it
 COMPOSE_MODULE_DIR = REPO / "stack" / "tools" / "docker-compose"
 COMPOSE_PLUGIN = TOOLS / "docker" / "cli-plugins" / "docker-compose"
 # jar sets copied from the pom's profiles: profile -> folder under .tools/jvm
-JVM_PROFILES = {"kafka": jvm.JVM_DIR / "kafka", "debezium": PLUGIN_DIR / "debezium-postgres"}
+JVM_PROFILES = {"kafka": jvm.JVM_DIR / "kafka", "debezium": PLUGIN_DIR / "debezium-postgres",
+                "flink": jvm.JVM_DIR / "flink"}
 
 
 def _version(cmd: list[str], pattern: str) -> tuple[int, ...] | None:

@@ -38,7 +38,8 @@ def test_compose_has_every_local_service_with_a_healthcheck():
             assert binding["host_ip"] == "127.0.0.1", f"{name} publishes a port beyond 127.0.0.1"
     # one-shot init services gate what depends on them
     assert spec["connect"]["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
-    assert spec["connect"]["depends_on"]["postgres-init"]["condition"] == "service_completed_successfully"
+    assert spec["connect"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert spec["migrate"]["depends_on"]["postgres-init"]["condition"] == "service_completed_successfully"
     assert spec["minio-init"]["depends_on"]["minio"]["condition"] == "service_healthy"
     # images are pinned, never floating
     for name, svc in spec.items():

@@ -1,0 +1,57 @@
+"""ClickHouse for the local stack: the chDB-backed HTTP server (stack/clickhouse_server) on 8123.
+
+It owns the chDB data directory (only one process may open it) and serves the ClickHouse
+HTTP interface, so every client talks to it as it would to clickhouse-server.
+"""
+from __future__ import annotations
+
+import sys
+
+import clickhouse_connect
+import requests
+
+from stack import migrations
+from stack.config import Settings
+from stack.service import Service
+
+
+def client(settings: Settings, user_var: str = "CLICKHOUSE_USER", password_var: str = "CLICKHOUSE_PASSWORD",
+           **kwargs):
+    return clickhouse_connect.get_client(host=settings["CLICKHOUSE_HOST"], port=settings.clickhouse_port,
+                                         username=settings[user_var], password=settings[password_var], **kwargs)
+
+
+def service(settings: Settings) -> Service:
+    url = f"http://{settings['CLICKHOUSE_HOST']}:{settings.clickhouse_port}"
+
+    def healthy() -> bool:
+        try:
+            return requests.get(f"{url}/ping", timeout=2).text == "Ok.\n"
+        except requests.RequestException:
+            return False
+
+    def provision() -> None:
+        # goose speaks ClickHouse's HTTP interface through clickhouse-go (the http:// DSN)
+        migrations.apply("clickhouse", migrations.CLICKHOUSE_DIR,
+                         f"http://{settings['CLICKHOUSE_USER']}:{settings['CLICKHOUSE_PASSWORD']}"
+                         f"@{settings['CLICKHOUSE_HOST']}:{settings.clickhouse_port}/default")
+
+    return Service(
+        name="clickhouse",
+        port=settings.clickhouse_port,
+        port_setting="CLICKHOUSE_PORT",
+        url=url,
+        command=[sys.executable, "-m", "stack.clickhouse_server"],
+        healthy=healthy,
+        provision=provision,
+        environment={
+            "CLICKHOUSE_HOST": settings["CLICKHOUSE_HOST"],
+            "CLICKHOUSE_PORT": str(settings.clickhouse_port),
+            "CLICKHOUSE_DATA_DIR": str(settings.data_dir / "clickhouse"),
+            "CLICKHOUSE_USER": settings["CLICKHOUSE_USER"],
+            "CLICKHOUSE_PASSWORD": settings["CLICKHOUSE_PASSWORD"],
+            "CLICKHOUSE_BI_USER": settings["CLICKHOUSE_BI_USER"],
+            "CLICKHOUSE_BI_PASSWORD": settings["CLICKHOUSE_BI_PASSWORD"],
+        },
+        stop_wait_seconds=60,
+    )

@@ -1,0 +1,332 @@
+"""The ASGI application: ClickHouse's HTTP interface on top of engine.py.
+
+Request semantics follow clickhouse-server's HTTPHandler: the query is the `query` URL parameter
+plus "\n" plus the body; URL parameters that are not reserved are settings; `param_<name>` fill
+{name:Type} placeholders; GET requests are readonly; errors are ClickHouse's text with the
+status from exceptionCodeToHTTPStatus. The event loop only parses and shuffles bytes; every chDB
+call runs on a worker thread, so /ping and short queries are never stuck behind long ones.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import socket
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import parse_qsl
+
+from . import auth, engine, errors, formats, sessions, sqltext
+from .body import Body
+from .config import Config
+from .errors import ClickHouseError
+
+log = logging.getLogger("clickhouse_server")
+
+# URL parameters clickhouse-server's HTTP handler does not treat as settings.
+RESERVED = {
+    "query", "compress", "decompress", "user", "password", "quota_key", "query_id", "stacktrace", "role",
+    "buffer_size", "wait_end_of_query", "session_id", "session_timeout", "session_check",
+    "client_protocol_version", "close_session", "database", "default_format",
+}
+INSERT_BATCH = 4 << 20  # hand request bodies to chDB in ~4 MiB pieces
+HEAD_BYTES = 64 << 10  # an INSERT's SQL must start within the body's first 64 KiB
+_TRUE = {"1", "true", "yes", "on"}
+_BODY_INSERT = re.compile(rb"\bFORMAT\s+([A-Za-z][A-Za-z0-9_]*)[ \t]*(?:\r?\n)?", re.I)
+
+
+def _h(name: str, value: str) -> tuple[bytes, bytes]:
+    return name.encode("latin-1"), value.encode("latin-1", "replace")
+
+
+class App:
+    def __init__(self, cfg: Config, eng: engine.Engine):
+        self.cfg = cfg
+        self.engine = eng
+        self.sessions = sessions.Sessions(eng.connect)
+        self.pool = ThreadPoolExecutor(cfg.workers, thread_name_prefix="chdb")
+        self.running: set[str] = set()
+        self.display_name = socket.gethostname()
+        self._reaper: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def _lifespan(self, receive, send):
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                self._reaper = asyncio.create_task(self._reap())
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                self._reaper.cancel()
+                # uvicorn has already drained in-flight requests; close sessions, then the engine.
+                await self._call(lambda conns: [c.close() for c in conns], self.sessions.close_all())
+                self.pool.shutdown(wait=True, cancel_futures=True)
+                self.engine.close()
+                log.info("chDB closed cleanly")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _reap(self):
+        while True:
+            await asyncio.sleep(1)
+            closing = self.sessions.expire()
+            if closing:
+                await self._call(lambda conns: [c.close() for c in conns], closing)
+
+    async def _call(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    # ---- HTTP -----------------------------------------------------------------------------
+
+    def _common(self, query_id: str) -> list:
+        return [_h("X-ClickHouse-Server-Display-Name", self.display_name), _h("X-ClickHouse-Query-Id", query_id),
+                _h("X-ClickHouse-Timezone", self.engine.timezone)]
+
+    async def _plain(self, send, status: int, text: str, headers=()):
+        data = text.encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [_h("Content-Type", "text/plain; charset=UTF-8"),
+                                _h("Content-Length", str(len(data))), *headers]})
+        await send({"type": "http.response.body", "body": data})
+
+    async def _http(self, scope, receive, send):
+        path, method = scope["path"], scope["method"]
+        if path in ("/ping", "/replicas_status") and method in ("GET", "HEAD"):
+            return await self._plain(send, 200, "Ok.\n")
+        params = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        query_id = params.get("query_id") or str(uuid.uuid4())
+        common = self._common(query_id)
+        if path != "/":
+            return await self._plain(send, 404, f"There is no handle {path}\n\nUse / or /ping for health checks.\n")
+        if method == "GET" and "query" not in params:
+            return await self._plain(send, 200, "Ok.\n")
+        if method not in ("GET", "POST"):
+            return await self._plain(send, 405, f"Method {method} is not allowed\n")
+        started = time.monotonic_ns()
+        responded = False
+
+        async def tracked_send(msg):
+            nonlocal responded
+            responded = responded or msg["type"] == "http.response.start"
+            await send(msg)
+
+        try:
+            if query_id in self.running:
+                raise ClickHouseError(errors.QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING,
+                                      f"Query with id = {query_id} is already running.")
+            self.running.add(query_id)
+            try:
+                await self._query(scope, receive, tracked_send, params, query_id, common, started)
+            finally:
+                self.running.discard(query_id)
+        except ConnectionAbortedError:
+            return
+        except Exception as exc:
+            if not isinstance(exc, ClickHouseError):
+                log.exception("unexpected error in query %s", query_id)
+            err = errors.from_engine(exc)
+            log.info("query %s failed: %s", query_id, err.text().rstrip())
+            if not responded:
+                await self._plain(send, err.status, err.text(),
+                                  [*common, _h("X-ClickHouse-Exception-Code", str(err.code))])
+
+    async def _query(self, scope, receive, send, params, query_id, common, started):
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s params=%s content-encoding=%s accept-encoding=%s", scope["method"], query_id,
+                      {k: v for k, v in params.items() if k != "password"}, headers.get("content-encoding"),
+                      headers.get("accept-encoding"))
+        user = auth.authenticate(self.cfg.users, headers, params)
+        try:
+            await self._run(scope, receive, send, params, query_id, common, started, headers, user)
+        except ClickHouseError as err:
+            # chDB executes everything as its single user 'default'; name the real user as ClickHouse would
+            if err.message.startswith("default: ") and user.name != "default":
+                err.message = user.name + err.message[7:]
+            raise
+
+    async def _run(self, scope, receive, send, params, query_id, common, started, headers, user):
+        for p in ("compress", "decompress"):
+            if params.get(p, "0") in _TRUE:
+                raise ClickHouseError(errors.NOT_IMPLEMENTED,
+                                      f"'{p}=1' (ClickHouse's own block compression) is not supported by this "
+                                      "chDB-backed server; use HTTP Content-Encoding / Accept-Encoding instead")
+        settings = {k: v for k, v in params.items() if k not in RESERVED and not k.startswith("param_")}
+        for name in settings:
+            if not sqltext.is_identifier(name):
+                raise ClickHouseError(errors.UNKNOWN_SETTING, f"Unknown setting '{name}'")
+        query_params = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
+        clen = headers.get("content-length")
+        body = Body(receive, headers.get("content-encoding", ""), self.cfg.max_body_bytes,
+                    int(clen) if clen and clen.isdigit() else None)
+
+        # Plan: stream the body into an INSERT (data after `FORMAT X`, in the URL query or at the
+        # start of the body), or read the whole body and run query + "\n" + body as SQL.
+        q = params.get("query", "")
+        insert, data, text = None, b"", q
+        if scope["method"] == "POST":
+            insert = sqltext.split_insert(q) if q else None
+            if insert is None:
+                head = await body.read_head(HEAD_BYTES)
+                if head:
+                    joined = (q.encode() + b"\n" + head) if q else head
+                    insert, data = _split_body_insert(joined)
+                    if insert is None:
+                        text = (joined + await body.read_all()).decode("utf-8", "replace")
+        if insert is None and not text.strip():
+            raise ClickHouseError(errors.SYNTAX_ERROR, "Empty query")
+
+        sess = None
+        sid = params.get("session_id")
+        if sid:
+            timeout = sessions.parse_timeout(params.get("session_timeout"))
+            sess = self.sessions.acquire(user.name, sid, timeout, params.get("session_check", "0") in _TRUE)
+            conn = sess.conn
+            readonly = user.readonly and not sess.readonly_applied
+            if scope["method"] == "GET" and not user.readonly and not sqltext.is_read_only(text):
+                # readonly=2 cannot be lifted again, so a GET in a session is checked instead of SET.
+                self.sessions.release(sess)
+                raise ClickHouseError(errors.READONLY, f"{user.name}: Cannot execute query in readonly mode")
+        else:
+            conn = self.engine.connect()
+            readonly = user.readonly or scope["method"] == "GET"
+        close = params.get("close_session", "0") in _TRUE
+        try:
+            await self._call(engine.prepare, conn, readonly, settings, params.get("database") or None)
+            if sess is not None and readonly:
+                sess.readonly_applied = True
+            if insert is not None:
+                await self._insert(send, conn, body, insert, data, common, started)
+            else:
+                fmt = sqltext.output_format(text) or params.get("default_format") or "TabSeparated"
+                wait = params.get("wait_end_of_query", "0") in _TRUE
+                await self._select(receive, send, conn, text, fmt, query_params, wait, common, started)
+        finally:
+            if sess is not None:
+                self.sessions.release(sess, close)
+            else:
+                conn.close()
+
+    async def _insert(self, send, conn, body: Body, insert, data: bytes, common, started):
+        head, fmt = insert
+        ins = await self._call(engine.insert_begin, conn, head, fmt)
+        pending = None
+
+        def feed(chunk: bytes, decoded: bool):
+            chunk = chunk if decoded else body.decode(chunk)
+            if chunk:
+                engine.insert_append(ins, chunk)
+
+        try:
+            if data:
+                await self._call(feed, data, True)
+            buf, size = [], 0
+            while True:
+                raw = await body.next_raw()
+                if raw:
+                    buf.append(raw)
+                    size += len(raw)
+                if size >= INSERT_BATCH or (not raw and buf):
+                    # one append in flight while the next batch is received (overlap network and parsing)
+                    if pending is not None:
+                        await pending
+                    pending = asyncio.get_running_loop().run_in_executor(self.pool, feed, b"".join(buf), False)
+                    buf, size = [], 0
+                if not raw:
+                    break
+            if pending is not None:
+                p, pending = pending, None
+                await p
+            stats = await self._call(engine.insert_finish, ins)
+        except BaseException:
+            if pending is not None:
+                with contextlib.suppress(BaseException):
+                    await pending
+            await self._call(engine.insert_cancel, ins)
+            raise
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [*common, _h("Content-Type", "text/plain; charset=UTF-8"), _h("Content-Length", "0"),
+                                _h("X-ClickHouse-Format", fmt), _h("X-ClickHouse-Summary", _summary(stats, started))]})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _select(self, receive, send, conn, text, fmt, query_params, wait, common, started):
+        out = await self._call(engine.execute, conn, text, fmt, query_params, not wait)
+        headers = [*common, _h("Content-Type", formats.content_type(fmt)), _h("X-ClickHouse-Format", fmt),
+                   _h("X-ClickHouse-Summary", _summary(out.stats, started))]
+        if out.stream is None:  # complete result: send with a Content-Length
+            size = sum(len(c) for c in out.chunks)
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [*headers, _h("Content-Length", str(size))]})
+            for i, chunk in enumerate(out.chunks):
+                await send({"type": "http.response.body", "body": chunk, "more_body": i < len(out.chunks) - 1})
+            if not out.chunks:
+                await send({"type": "http.response.body", "body": b""})
+            return
+        # Streamed (chunked) result. Errors after the headers are written the way clickhouse-server
+        # 25.x does (tagged block clients look for), then the connection is dropped so no client
+        # can take a truncated result for a complete one.
+        tag = uuid.uuid4().hex[:16]
+        gone = asyncio.Event()
+        # uvicorn silently drops writes to a closed connection, so watch for the disconnect to stop
+        # pulling rows from chDB for a client that is gone.
+        watcher = asyncio.create_task(_watch_disconnect(receive, gone))
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [*headers, _h("X-ClickHouse-Exception-Tag", tag)]})
+        try:
+            while True:
+                for chunk in out.chunks:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if out.stream is None or gone.is_set():
+                    break
+                try:
+                    await self._call(engine.fetch_batch, out)
+                except ClickHouseError as err:
+                    msg = err.text().encode()
+                    block = b"__exception__\r\n" + tag.encode() + b"\r\n" + msg + \
+                        f"{len(msg)} {tag}\r\n__exception__\r\n".encode()
+                    await send({"type": "http.response.body", "body": block, "more_body": True})
+                    log.info("query failed while streaming: %s", err.text().rstrip())
+                    return  # response left incomplete on purpose: uvicorn closes the connection
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            watcher.cancel()
+            if out.stream is not None:
+                await self._call(engine.cancel, out)
+
+
+def _split_body_insert(joined: bytes):
+    """An INSERT whose data follows `FORMAT X` inside the body: split SQL head and raw data."""
+    head = joined[:HEAD_BYTES]
+    if sqltext.kind(head.decode("latin-1")) != "INSERT":
+        return None, b""
+    m = _BODY_INSERT.search(head)
+    if not m:
+        return None, b""  # e.g. INSERT ... VALUES (...) or INSERT ... SELECT: run as plain SQL
+    return (head[:m.start()].decode("utf-8").rstrip(), m.group(1).decode()), joined[m.end():]
+
+
+async def _watch_disconnect(receive, gone: asyncio.Event):
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            gone.set()
+            return
+
+
+def _summary(stats: engine.Stats, started: int) -> str:
+    return json.dumps({
+        "read_rows": str(stats.read_rows), "read_bytes": str(stats.read_bytes),
+        "written_rows": str(stats.written_rows), "written_bytes": str(stats.written_bytes),
+        "total_rows_to_read": str(stats.read_rows), "result_rows": str(stats.result_rows),
+        "result_bytes": str(stats.result_bytes), "elapsed_ns": str(time.monotonic_ns() - started),
+    }, separators=(",", ":"))

@@ -1,0 +1,3 @@
+{{ config(materialized='view') }}
+select order_id, customer_id, amount, status, updated_at
+from {{ source('src', 'orders') }}
