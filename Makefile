@@ -10,7 +10,7 @@ UV := $(VENV)/bin/uv
 MARKERS ?= unit or integration or e2e
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status logs test test-unit demo clean lock
+.PHONY: help setup up down status logs test test-unit bench demo clean lock
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,9 @@ test: setup ## run the test suite (brings the stack up itself; stops it again if
 
 test-unit: $(VENV)/.synced ## unit tests only (no services)
 	@$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+bench: setup ## run the benchmarks and print their tables (b=<name> for one, e.g. b=clickhouse_http)
+	@for f in $(if $(b),benchmarks/$(b).py,benchmarks/*.py); do echo "== $$f"; $(PY) $$f || exit 1; done
 
 demo: up ## the platform's main job on the local stack (grows with each issue)
 	@echo "The platform is up. Stop it with: make down"
