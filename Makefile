@@ -61,3 +61,21 @@ clean: ## delete all platform data (.data); needs CONFIRM=yes
 LOCKS ?= stack dbt
 lock: $(VENV)/.synced ## recompile requirements/*.lock from the .in files after changing a pin
 	@for env in $(LOCKS); do $(UV) pip compile -q --python-version 3.11 --generate-hashes requirements/$$env.in -o requirements/$$env.lock || exit 1; done
+
+# ---- simulators (simulators/README.md): options through ARGS, e.g. make generate_web_events ARGS="--rate 5000 --duration 60"
+# (throughput benchmark: make bench b=simulator_throughput)
+ARGS ?=
+SIM := $(PY) -m simulators
+.PHONY: generate_customers generate_web_events generate_streaming_purchases generate_all
+
+generate_customers: $(VENV)/.synced ## customer master data into Postgres crm.customers, with updates/deletes (ARGS="...")
+	@$(SIM) customers $(ARGS)
+
+generate_web_events: $(VENV)/.synced ## live web events into Kafka web_events (ARGS="--rate 5000 --duration 60"; "--mode backfill" for history)
+	@$(SIM) events --streams web --mode live $(ARGS)
+
+generate_streaming_purchases: $(VENV)/.synced ## live purchase events into Kafka purchase_events (ARGS="--rate 50 --duration 60")
+	@$(SIM) events --streams purchases --mode live $(ARGS)
+
+generate_all: $(VENV)/.synced ## customers, then 120 days of web + purchase history of the same population (ARGS="...")
+	@$(SIM) all $(ARGS)
