@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import requests
 
+from debezium import connectors
 from stack import jvm
 from stack.config import Settings
 from stack.service import Service
@@ -27,6 +28,17 @@ def service(settings: Settings) -> Service:
         except (requests.RequestException, ValueError):
             return False
 
+    def provision() -> None:
+        # the Debezium connectors (debezium/connectors/*.json): PUT their configs, wait for RUNNING
+        connectors.register(settings, url)
+        connectors.wait_running(url, list(connectors.load(settings)))
+
+    def details() -> str:
+        try:
+            return connectors.summary(url, list(connectors.load(settings)))
+        except (requests.RequestException, ValueError) as exc:
+            return f"connector status unavailable: {type(exc).__name__}"
+
     return Service(
         name="connect",
         port=settings.connect_port,
@@ -36,5 +48,7 @@ def service(settings: Settings) -> Service:
         healthy=healthy,
         depends_on=("kafka", "postgres"),
         prepare=prepare,
+        provision=provision,
+        details=details,
         stop_wait_seconds=60,
     )

@@ -124,6 +124,7 @@ def provision(settings: Settings) -> None:
         "bi_user": settings["POSTGRES_BI_USER"], "bi_password": settings["POSTGRES_BI_PASSWORD"],
         "simulator_user": settings["POSTGRES_SIMULATOR_USER"],
         "simulator_password": settings["POSTGRES_SIMULATOR_PASSWORD"],
+        "iceberg_user": settings["POSTGRES_ICEBERG_USER"], "iceberg_password": settings["POSTGRES_ICEBERG_PASSWORD"],
     })
     migrations.apply("postgres", migrations.POSTGRES_DIR,
                      f"host={settings.postgres_host} port={settings.postgres_port} user={settings['POSTGRES_USER']} "

@@ -37,6 +37,7 @@ GO_TOOLS = {
 PYTHON_ENVS: dict[str, Path] = {
     "dbt": REPO / "requirements" / "dbt.lock",
     "flink": REPO / "requirements" / "flink.lock",  # PyFlink: apache-beam caps pyarrow/protobuf
+    "spark": REPO / "requirements" / "spark.lock",  # PySpark + pyiceberg + scikit-learn (spark_ml/)
 }
 VENVS = TOOLS / "venvs"
 # `docker compose` CLI plugin, built from stack/tools/docker-compose/go.mod where the docker client lacks it
@@ -44,7 +45,8 @@ COMPOSE_MODULE_DIR = REPO / "stack" / "tools" / "docker-compose"
 COMPOSE_PLUGIN = TOOLS / "docker" / "cli-plugins" / "docker-compose"
 # jar sets copied from the pom's profiles: profile -> folder under .tools/jvm
 JVM_PROFILES = {"kafka": jvm.JVM_DIR / "kafka", "debezium": PLUGIN_DIR / "debezium-postgres",
-                "flink": jvm.JVM_DIR / "flink"}
+                "flink": jvm.JVM_DIR / "flink",
+                "spark": jvm.JVM_DIR / "spark"}  # Iceberg Spark runtime, S3FileIO bundle, JDBC driver
 
 
 def _version(cmd: list[str], pattern: str) -> tuple[int, ...] | None:

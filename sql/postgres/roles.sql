@@ -1,7 +1,7 @@
 -- Roles and grants: one login role per component, each with only what it needs.
 -- Run by psql as the superuser, connected to the platform database, with variables
 -- db, admin_user, cdc_user/cdc_password, stream_user/stream_password, bi_user/bi_password,
--- simulator_user/simulator_password.
+-- simulator_user/simulator_password, iceberg_user/iceberg_password.
 -- The local stack runs it on every `make up`; compose runs it from its init service.
 -- Idempotent: roles are created once and their passwords kept in line with .env.
 
@@ -49,3 +49,23 @@ ALTER DEFAULT PRIVILEGES FOR ROLE :"admin_user" IN SCHEMA raw, realtime
   GRANT SELECT, INSERT, UPDATE ON TABLES TO :"stream_user";
 ALTER DEFAULT PRIVILEGES FOR ROLE :"admin_user" IN SCHEMA crm
   GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO :"simulator_user";
+
+-- CDC bookkeeping (schema cdc): the Debezium connectors' heartbeat table (created by the
+-- migration 00004_cdc_publications.sql, which also creates the publications) is the one table the
+-- replication role may write: its heartbeat.action.query upserts one row per connector.
+CREATE SCHEMA IF NOT EXISTS cdc AUTHORIZATION :"admin_user";
+GRANT USAGE ON SCHEMA cdc TO :"cdc_user";
+GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA cdc TO :"cdc_user";
+ALTER DEFAULT PRIVILEGES FOR ROLE :"admin_user" IN SCHEMA cdc
+  GRANT SELECT, INSERT, UPDATE ON TABLES TO :"cdc_user";
+
+-- Iceberg catalog (pyiceberg's SQL catalog and Spark's Iceberg JdbcCatalog share its tables,
+-- iceberg_tables and iceberg_namespace_properties, which the catalog creates on first use):
+-- it may create and use tables in schema `iceberg` only, which is first on its search_path.
+SELECT format('CREATE ROLE %I LOGIN', :'iceberg_user')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'iceberg_user') \gexec
+ALTER ROLE :"iceberg_user" WITH LOGIN NOREPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'iceberg_password';
+ALTER ROLE :"iceberg_user" SET search_path = iceberg;
+GRANT CONNECT ON DATABASE :"db" TO :"iceberg_user";
+CREATE SCHEMA IF NOT EXISTS iceberg AUTHORIZATION :"admin_user";
+GRANT USAGE, CREATE ON SCHEMA iceberg TO :"iceberg_user";

@@ -1,0 +1,49 @@
+"""The CDC sink (debezium/cdc_sink): Debezium topics -> ClickHouse ReplacingMergeTree mirror (cdc.*).
+
+Healthy = the process answers GET /health on CDC_SINK_PORT with 200, which it does only while its
+consume loop is alive (it polled Kafka within the last 30 s); `make status` shows its progress.
+"""
+from __future__ import annotations
+
+import sys
+
+import requests
+
+from stack.config import Settings
+from stack.errors import ConfigError
+from stack.service import Service
+
+
+def service(settings: Settings) -> Service:
+    raw_port = settings["CDC_SINK_PORT"]
+    if not raw_port.isdigit() or not 1 <= int(raw_port) <= 65535:
+        raise ConfigError(f"CDC_SINK_PORT={raw_port!r} is not a valid port (1-65535); fix it in .env")
+    port = int(raw_port)
+    url = f"http://127.0.0.1:{port}/health"
+
+    def health() -> dict | None:
+        try:
+            response = requests.get(url, timeout=2)
+            return response.json() if response.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            return None
+
+    def details() -> str:
+        stats = health()
+        if stats is None:
+            return ""
+        lag = "?" if stats.get("lag") is None else stats["lag"]
+        return (f"rows {stats['rows_written']}, lag {lag}, dead letters {stats['dead_letters']}, "
+                f"batches {stats['batches']}")
+
+    return Service(
+        name="cdc-sink",
+        port=port,
+        port_setting="CDC_SINK_PORT",
+        url=url,
+        command=[sys.executable, "-m", "debezium.cdc_sink"],
+        healthy=lambda: health() is not None,
+        depends_on=("kafka", "connect", "clickhouse"),
+        details=details,
+        stop_wait_seconds=30,
+    )
