@@ -100,7 +100,8 @@ def rows(settings: Settings, services: list[Service]) -> list[Row]:
     for svc in services:
         info = sup.info(svc.name) if up_ else None
         state = info["statename"] if info else "STOPPED"
-        healthy = state == "RUNNING" and svc.healthy()
+        # STARTING: supervisord waits startsecs before it says RUNNING; the probe is what counts
+        healthy = state in ("RUNNING", "STARTING") and svc.healthy()
         details = svc.details() if healthy and svc.details else ""
         pid = info["pid"] if info and info["pid"] else None
         result.append(Row(svc.name, state, pid, svc.port, healthy, rss_mib(pid), svc.url, details))
@@ -114,7 +115,7 @@ def status(settings: Settings, services: list[Service]) -> bool:
     all_ok = True
     for row in rows(settings, services):
         all_ok &= row.healthy
-        health = "[green]healthy[/]" if row.healthy else ("[red]unhealthy[/]" if row.state == "RUNNING" else "-")
+        health = "[green]healthy[/]" if row.healthy else ("[red]unhealthy[/]" if row.state in ("RUNNING", "STARTING") else "-")
         memory = f"{row.rss_mib:.0f} MiB" if row.rss_mib is not None else "-"
         table.add_row(row.name, row.state, str(row.pid or "-"), str(row.port), health, memory, row.url, row.details)
     console.print(table)

@@ -19,7 +19,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qsl
 
-from . import auth, engine, errors, formats, sessions, sqltext
+from . import auth, engine, errors, formats, native, sessions, sqltext
 from .body import Body
 from .config import Config
 from .errors import ClickHouseError
@@ -36,6 +36,7 @@ INSERT_BATCH = 4 << 20  # hand request bodies to chDB in ~4 MiB pieces
 HEAD_BYTES = 64 << 10  # an INSERT's SQL must start within the body's first 64 KiB
 _TRUE = {"1", "true", "yes", "on"}
 _BODY_INSERT = re.compile(rb"\bFORMAT\s+([A-Za-z][A-Za-z0-9_]*)[ \t]*(?:\r?\n)?", re.I)
+_BINARY_TYPES_IN_SQL = re.compile(r"\bSETTINGS\b.*\b" + native.BINARY_TYPES_SETTING + r"\b", re.I | re.S)
 
 
 def _h(name: str, value: str) -> tuple[bytes, bytes]:
@@ -166,6 +167,8 @@ class App:
             if not sqltext.is_identifier(name):
                 raise ClickHouseError(errors.UNKNOWN_SETTING, f"Unknown setting '{name}'")
         query_params = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
+        # Native output is framed for this client protocol revision (clickhouse-go sends 54460).
+        revision = native.requested_revision(params.get("client_protocol_version"))
         clen = headers.get("content-length")
         body = Body(receive, headers.get("content-encoding", ""), self.cfg.max_body_bytes,
                     int(clen) if clen and clen.isdigit() else None)
@@ -201,17 +204,45 @@ class App:
             conn = self.engine.connect()
             readonly = user.readonly or scope["method"] == "GET"
         close = params.get("close_session", "0") in _TRUE
+        fmt = None if insert is not None else \
+            sqltext.output_format(text) or params.get("default_format") or "TabSeparated"
+        reframe = bool(revision) and fmt is not None and fmt.lower() == "native" and sqltext.kind(text) != "SET"
+        restore = []  # the session connection whose type-encoding setting is reset after the query
+
+        def done():
+            # runs as soon as the result is complete, before its last bytes are sent: the client
+            # may send the session's next request the moment it has them all
+            while restore:
+                engine.binary_types_end(restore.pop())
+
         try:
+            tc = None
+            if reframe:
+                if _BINARY_TYPES_IN_SQL.search(text):
+                    raise ClickHouseError(errors.NOT_IMPLEMENTED,
+                                          f"{native.BINARY_TYPES_SETTING} in the query's SETTINGS cannot be combined "
+                                          "with client_protocol_version > 0 by this chDB-backed server; set it as a "
+                                          "URL parameter instead")
+                # chDB encodes Native for revision 0: have it write binary-encoded types (exact, time
+                # zones included) and re-frame its output for the client's revision. Done before the
+                # URL settings, as a readonly=1 among them would forbid this SET.
+                user_binary = await self._call(engine.binary_types_begin, conn, settings, sess is not None)
+                tc = native.Transcoder(revision, user_binary)
+                if sess is not None and not user_binary:
+                    restore.append(conn)
+                settings = {k: v for k, v in settings.items() if k != native.BINARY_TYPES_SETTING}
             await self._call(engine.prepare, conn, readonly, settings, params.get("database") or None)
             if sess is not None and readonly:
                 sess.readonly_applied = True
             if insert is not None:
                 await self._insert(send, conn, body, insert, data, common, started)
             else:
-                fmt = sqltext.output_format(text) or params.get("default_format") or "TabSeparated"
                 wait = params.get("wait_end_of_query", "0") in _TRUE
-                await self._select(receive, send, conn, text, fmt, query_params, wait, common, started)
+                await self._select(receive, send, conn, text, fmt, query_params, wait, common, started, tc, done)
         finally:
+            if restore:  # the query failed before its result was complete
+                with contextlib.suppress(Exception):
+                    await self._call(done)
             if sess is not None:
                 self.sessions.release(sess, close)
             else:
@@ -259,8 +290,28 @@ class App:
                                 _h("X-ClickHouse-Format", fmt), _h("X-ClickHouse-Summary", _summary(stats, started))]})
         await send({"type": "http.response.body", "body": b""})
 
-    async def _select(self, receive, send, conn, text, fmt, query_params, wait, common, started):
-        out = await self._call(engine.execute, conn, text, fmt, query_params, not wait)
+    async def _select(self, receive, send, conn, text, fmt, query_params, wait, common, started, tc=None,
+                      done=None):
+        def run():
+            out = engine.execute(conn, text, fmt, query_params, not wait)
+            if tc is not None:
+                try:
+                    _reframe(out, tc)
+                except BaseException:
+                    engine.cancel(out)
+                    raise
+            if out.stream is None and done is not None:
+                done()
+            return out
+
+        def next_batch():
+            engine.fetch_batch(out)
+            if tc is not None:
+                _reframe(out, tc)
+            if out.stream is None and done is not None:
+                done()
+
+        out = await self._call(run)
         headers = [*common, _h("Content-Type", formats.content_type(fmt)), _h("X-ClickHouse-Format", fmt),
                    _h("X-ClickHouse-Summary", _summary(out.stats, started))]
         if out.stream is None:  # complete result: send with a Content-Length
@@ -289,7 +340,7 @@ class App:
                 if out.stream is None or gone.is_set():
                     break
                 try:
-                    await self._call(engine.fetch_batch, out)
+                    await self._call(next_batch)
                 except ClickHouseError as err:
                     msg = err.text().encode()
                     block = b"__exception__\r\n" + tag.encode() + b"\r\n" + msg + \
@@ -302,6 +353,14 @@ class App:
             watcher.cancel()
             if out.stream is not None:
                 await self._call(engine.cancel, out)
+
+
+def _reframe(out: engine.Output, tc: native.Transcoder) -> None:
+    """Replace a batch of chDB's Native output with the same blocks framed for the client's revision."""
+    data = tc.feed(b"".join(out.chunks)) if out.chunks else b""
+    if out.stream is None:  # the last batch
+        data += tc.finish()
+    out.chunks, out._keep = ([data] if data else []), []
 
 
 def _split_body_insert(joined: bytes):

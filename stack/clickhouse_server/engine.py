@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import chdb
 
-from . import errors, formats, sqltext
+from . import errors, formats, native, sqltext
 
 BATCH_BYTES = 4 << 20  # coalesce chDB's ~64 KiB stream chunks into one ~4 MiB write
 
@@ -99,6 +99,23 @@ def prepare(conn, readonly: bool, settings: dict[str, str], database: str | None
         _run(conn, "SET " + ", ".join(f"{k} = {sqltext.quote_string(v)}" for k, v in settings.items()))
     if database:
         _run(conn, "USE " + sqltext.quote_identifier(database))
+
+
+def binary_types_begin(conn, settings: dict[str, str], in_session: bool) -> bool:
+    """Make chDB write Native types binary-encoded (see native.py); returns whether the client had
+    asked for that itself (then the output keeps them binary, as clickhouse-server's would)."""
+    name = native.BINARY_TYPES_SETTING
+    user = False  # a fresh connection has the default
+    if name in settings:  # the URL parameter; applied here, so the engine validates it
+        _run(conn, f"SET {name} = {sqltext.quote_string(settings[name])}")
+    if in_session or name in settings:
+        user = bytes(_run(conn, f"SELECT getSetting('{name}')").bytes()).strip() == b"true"
+    _run(conn, f"SET {name} = 1")
+    return user
+
+
+def binary_types_end(conn) -> None:
+    _run(conn, f"SET {native.BINARY_TYPES_SETTING} = 0")
 
 
 def fetch_batch(out: Output) -> Output:
