@@ -2,7 +2,8 @@
 
 Request semantics follow clickhouse-server's HTTPHandler: the query is the `query` URL parameter
 plus "\n" plus the body; URL parameters that are not reserved are settings; `param_<name>` fill
-{name:Type} placeholders; GET requests are readonly; errors are ClickHouse's text with the
+{name:Type} placeholders (in a multipart/form-data body, `query` and `param_<name>` may also be
+form fields, see form.py); GET requests are readonly; errors are ClickHouse's text with the
 status from exceptionCodeToHTTPStatus. The event loop only parses and shuffles bytes; every chDB
 call runs on a worker thread, so /ping and short queries are never stuck behind long ones.
 """
@@ -19,7 +20,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qsl
 
-from . import auth, engine, errors, formats, native, sessions, sqltext
+from . import auth, engine, errors, form, formats, native, sessions, sqltext
 from .body import Body
 from .config import Config
 from .errors import ClickHouseError
@@ -162,7 +163,13 @@ class App:
                 raise ClickHouseError(errors.NOT_IMPLEMENTED,
                                       f"'{p}=1' (ClickHouse's own block compression) is not supported by this "
                                       "chDB-backed server; use HTTP Content-Encoding / Accept-Encoding instead")
-        settings = {k: v for k, v in params.items() if k not in RESERVED and not k.startswith("param_")}
+        # A multipart/form-data body holds the query and param_<name> fields (form.py). As in
+        # clickhouse-server, URL parameters ending in _format/_types/_structure are then not settings
+        # (they would describe external tables), and the body is not appended to the query.
+        ctype = headers.get("content-type", "")
+        is_form = scope["method"] == "POST" and form.is_multipart(ctype)
+        settings = {k: v for k, v in params.items() if k not in RESERVED and not k.startswith("param_")
+                    and not (is_form and k.endswith(form.EXTERNAL_SUFFIXES))}
         for name in settings:
             if not sqltext.is_identifier(name):
                 raise ClickHouseError(errors.UNKNOWN_SETTING, f"Unknown setting '{name}'")
@@ -177,7 +184,18 @@ class App:
         # start of the body), or read the whole body and run query + "\n" + body as SQL.
         q = params.get("query", "")
         insert, data, text = None, b"", q
-        if scope["method"] == "POST":
+        if is_form:
+            # clickhouse-server's DynamicQueryHandler::getQuery: the query is every `query` value, the
+            # URL's first, joined without a separator; a param_<name> already set (by the URL, or by an
+            # earlier field) wins; other fields are ignored (settings come from the URL only).
+            fields = await form.read_fields(body, ctype)
+            text = q + "".join(v for k, v in fields if k == "query")
+            for k, v in fields:
+                if k.startswith("param_"):
+                    query_params.setdefault(k[6:], v)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s form fields: %s", query_id, [(k, len(v)) for k, v in fields])
+        elif scope["method"] == "POST":
             insert = sqltext.split_insert(q) if q else None
             if insert is None:
                 head = await body.read_head(HEAD_BYTES)
