@@ -79,3 +79,19 @@ generate_streaming_purchases: $(VENV)/.synced ## live purchase events into Kafka
 
 generate_all: $(VENV)/.synced ## customers, then 120 days of web + purchase history of the same population (ARGS="...")
 	@$(SIM) all $(ARGS)
+
+# ---- Flink streaming job (flink_jobs/, stack/flink.py): its own virtualenv .tools/venvs/flink
+FLINK_PY := .tools/venvs/flink/bin/python
+LOCKS += flink
+FLINK_PYTEST_ARGS ?=
+.PHONY: test-flink flink-submit flink-checkpoint
+
+test: test-flink
+test-flink: setup ## the Flink job's SQL on hand-made records (local mini cluster; flink venv's pytest)
+	@$(FLINK_PY) -m pytest -q -p no:cacheprovider flink_jobs/tests $(FLINK_PYTEST_ARGS)
+
+flink-submit: setup ## submit the streaming job unless it runs (resumes from the latest retained checkpoint)
+	@$(PY) -m stack.flink submit
+
+flink-checkpoint: $(VENV)/.synced ## print the latest retained checkpoint of the streaming job
+	@$(PY) -m stack.flink checkpoint

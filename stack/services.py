@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from graphlib import TopologicalSorter
 
-from stack import cdc_sink, clickhouse, connect, kafka, minio, postgres
+from stack import cdc_sink, clickhouse, connect, flink, kafka, minio, postgres
 from stack.config import Settings
 from stack.errors import StackError
 from stack.service import Service
 
-MODULES = (postgres, kafka, connect, minio, clickhouse, cdc_sink)
+MODULES = (postgres, kafka, connect, minio, clickhouse, cdc_sink, flink, flink.taskmanager)
 
 
 def all_services(settings: Settings) -> list[Service]:
