@@ -95,3 +95,28 @@ flink-submit: setup ## submit the streaming job unless it runs (resumes from the
 
 flink-checkpoint: $(VENV)/.synced ## print the latest retained checkpoint of the streaming job
 	@$(PY) -m stack.flink checkpoint
+
+# ---- dbt (dbt/, dbt/README.md): staging -> intermediate -> marts in ClickHouse `analytics` from the CDC mirror `cdc`
+# dbt/run.py loads .env and runs .tools/venvs/dbt/bin/dbt with dbt/ as project and profiles dir.
+# Options through DBT_ARGS, e.g. make dbt_build DBT_ARGS="--vars '{snapshot_date: \"2026-11-01\"}'" or DBT_ARGS="-s customer_features+"
+DBT_ARGS ?=
+DBT_RUN := $(PY) dbt/run.py
+.PHONY: dbt_build dbt_run dbt_test dbt_freshness dbt_docs dbt_docs_serve
+
+dbt_build: setup ## dbt build: models (incremental where they can be) and every test (DBT_ARGS="...")
+	@$(DBT_RUN) build $(DBT_ARGS)
+
+dbt_run: setup ## dbt run: the models only (DBT_ARGS="--full-refresh" rebuilds incremental models)
+	@$(DBT_RUN) run $(DBT_ARGS)
+
+dbt_test: setup ## dbt test: data tests, unit tests, reconciliation against the CDC mirror
+	@$(DBT_RUN) test $(DBT_ARGS)
+
+dbt_freshness: setup ## dbt source freshness of the CDC mirror (warn 12 h, error 24 h; CRM 24 h / 72 h)
+	@$(DBT_RUN) source freshness $(DBT_ARGS)
+
+dbt_docs: setup ## dbt docs generate (dbt/target/index.html, catalog.json)
+	@$(DBT_RUN) docs generate $(DBT_ARGS)
+
+dbt_docs_serve: dbt_docs ## serve the dbt docs on http://127.0.0.1:8085
+	@$(DBT_RUN) docs serve --host 127.0.0.1 --port 8085 --no-browser
