@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 .PHONY: help setup up down status logs test test-unit bench demo clean lock
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # The Python environment, from the pinned lock file; rebuilt when the lock changes.
 $(VENV)/.synced: requirements/stack.lock
@@ -42,8 +42,17 @@ status: ## state, pid, port and health of each service
 logs: ## recent logs of all services, or s=<service>; f=1 follows
 	@$(STACK) logs $(s) $(if $(f),--follow,)
 
-test: setup ## run the test suite (brings the stack up itself; stops it again if it started it)
-	@$(PY) -m pytest -m "$(MARKERS)" $(PYTEST_ARGS)
+# Every suite, each in its runtime's environment: the Flink job's SQL (flink venv), Iceberg and
+# segmentation (spark venv), then unit/integration/e2e (main venv). The stack is started first
+# when it is not already healthy, and stopped again afterwards only in that case.
+test: setup ## run every test suite (starts the stack if needed; stops it again if it started it)
+	@if $(STACK) status >/dev/null 2>&1; then started=; else $(STACK) up || exit 1; started=1; fi; \
+	rc=0; \
+	$(MAKE) --no-print-directory test-flink || rc=1; \
+	$(MAKE) --no-print-directory test-spark || rc=1; \
+	$(PY) -m pytest -m "$(MARKERS)" $(PYTEST_ARGS) || rc=1; \
+	if [ -n "$$started" ]; then $(STACK) down || rc=1; fi; \
+	exit $$rc
 
 test-unit: $(VENV)/.synced ## unit tests only (no services)
 	@$(PY) -m pytest -m unit $(PYTEST_ARGS)
@@ -86,7 +95,6 @@ LOCKS += flink
 FLINK_PYTEST_ARGS ?=
 .PHONY: test-flink flink-submit flink-checkpoint
 
-test: test-flink
 test-flink: setup ## the Flink job's SQL on hand-made records (local mini cluster; flink venv's pytest)
 	@$(FLINK_PY) -m pytest -q -p no:cacheprovider flink_jobs/tests $(FLINK_PYTEST_ARGS)
 
@@ -120,3 +128,17 @@ dbt_docs: setup ## dbt docs generate (dbt/target/index.html, catalog.json)
 
 dbt_docs_serve: dbt_docs ## serve the dbt docs on http://127.0.0.1:8085
 	@$(DBT_RUN) docs serve --host 127.0.0.1 --port 8085 --no-browser
+
+# ---- Spark ML (spark_ml/, docs/iceberg.md): Iceberg on MinIO + K-Means segmentation; its own virtualenv .tools/venvs/spark
+SPARK_PY := .tools/venvs/spark/bin/python
+LOCKS += spark
+SPARK_PYTEST_ARGS ?=
+# options for `make batch_ml`, e.g. ML_ARGS="--synthetic 20000" (generated features) or ML_ARGS="--ground-truth path.csv"
+ML_ARGS ?=
+.PHONY: test-spark batch_ml
+
+test-spark: setup ## Iceberg round trip and the segmentation job end to end (spark venv's pytest; ~4 min)
+	@$(SPARK_PY) -m pytest -q -p no:cacheprovider -m "$(MARKERS)" spark_ml/tests $(SPARK_PYTEST_ARGS)
+
+batch_ml: setup ## customer_features (ClickHouse) -> Iceberg -> Spark K-Means -> segments in Iceberg + ClickHouse ml.* (ML_ARGS="...")
+	@$(SPARK_PY) -m spark_ml run $(ML_ARGS)

@@ -1,0 +1,86 @@
+"""`python -m spark_ml export|segment|load|run` (with the spark venv's python: .tools/venvs/spark/bin/python).
+
+  export   ClickHouse analytics.customer_features → Iceberg lakehouse.marts.customer_features
+           (--synthetic N: generated features instead, plus their churn ground truth CSV)
+  segment  Spark ML K-Means on the newest snapshot_date → Iceberg lakehouse.ml.* + model in MinIO
+  load     the newest (or --run-id) segmentation run from Iceberg → ClickHouse ml.*
+  run      export → segment → load
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from stack.errors import StackError
+
+
+def _export(args) -> dict:
+    from spark_ml import export, features, lake
+
+    if args.synthetic:
+        data, truth = features.synthetic_arrow(args.synthetic, seed=args.seed)
+        path = lake.data_dir() / "synthetic_churn_ground_truth.csv"
+        features.write_ground_truth(truth, path)
+        args.ground_truth = args.ground_truth or str(path)
+        out = export.export(source=f"synthetic(n={args.synthetic}, seed={args.seed})", data=data)
+        out["ground_truth"] = str(path)
+        return out
+    return export.export(source=args.source)
+
+
+def _segment(args) -> dict:
+    from spark_ml import lake, segmentation
+
+    truth = args.ground_truth
+    if truth is None and lake.default_ground_truth().exists():
+        truth = str(lake.default_ground_truth())
+    cfg = segmentation.Config(k_min=args.k_min, k_max=args.k_max, seed=args.seed, ground_truth=truth,
+                              snapshot_date=args.snapshot_date, sklearn_sample=args.sklearn_sample)
+    spark = lake.spark_session("spark_ml.segment")
+    try:
+        metrics = segmentation.run(spark, cfg)
+    finally:
+        spark.stop()
+    metrics.pop("_scored", None)
+    print(segmentation.summary_table(metrics))
+    args.run_id = metrics["run_id"]
+    return {k: metrics[k] for k in ("run_id", "customers", "k", "silhouette", "model_uri", "timings")}
+
+
+def _load(args) -> dict:
+    from spark_ml import load
+
+    return load.load(run_id=args.run_id, keep_runs=args.keep_runs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m spark_ml", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["export", "segment", "load", "run"])
+    parser.add_argument("--source", default="analytics.customer_features", help="ClickHouse table to export")
+    parser.add_argument("--synthetic", type=int, default=0, metavar="N",
+                        help="export N generated customers instead of the ClickHouse mart")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--ground-truth", default=None,
+                        help="churn ground truth CSV (default: DATA_DIR/simulator/churn_ground_truth.csv if present)")
+    parser.add_argument("--snapshot-date", default=None, help="feature snapshot to cluster (default: newest)")
+    parser.add_argument("--k-min", type=int, default=3)
+    parser.add_argument("--k-max", type=int, default=8)
+    parser.add_argument("--sklearn-sample", type=int, default=10_000)
+    parser.add_argument("--run-id", default=None, help="run to load (default: the newest)")
+    parser.add_argument("--keep-runs", type=int, default=10, help="runs kept in ClickHouse")
+    args = parser.parse_args(argv)
+    steps = {"export": [_export], "segment": [_segment], "load": [_load], "run": [_export, _segment, _load]}
+    try:
+        for step in steps[args.command]:
+            result = step(args)
+            print(f"{step.__name__[1:]}: {json.dumps(result, default=str)}", flush=True)
+    except (StackError, RuntimeError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Where things live and how to reach them: the one Iceberg catalog (PostgreSQL), MinIO, ClickHouse, Spark.
+
+The catalog is pyiceberg's SQL catalog in PostgreSQL; its tables (`iceberg_tables`,
+`iceberg_namespace_properties`) are those of Iceberg's Java JdbcCatalog, so Spark reads and writes
+the same tables through `org.apache.iceberg.jdbc.JdbcCatalog` on the same database (docs/iceberg.md).
+Data and metadata files are on MinIO under s3://<MINIO_BUCKET>/warehouse: pyiceberg reaches them
+with pyarrow's S3FileSystem, Spark with Iceberg's S3FileIO (iceberg-aws-bundle), both path-style.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import quote_plus
+
+from stack import config
+from stack.config import REPO, TOOLS, Settings
+
+CATALOG = "lakehouse"                 # the catalog's name in iceberg_tables.catalog_name and in Spark
+FEATURES_TABLE = "marts.customer_features"
+SEGMENTS_TABLE = "ml.customer_segments"
+PROFILES_TABLE = "ml.segment_profiles"
+SPARK_JARS_DIR = TOOLS / "jvm" / "spark"
+MODELS_PREFIX = "models/segmentation"
+S3_REGION = "us-east-1"               # MinIO ignores it; the AWS SDKs need one
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return config.load()
+
+
+def warehouse(s: Settings) -> str:
+    return f"s3://{s['MINIO_BUCKET']}/warehouse"
+
+
+def catalog_properties(s: Settings) -> dict[str, str]:
+    """pyiceberg SqlCatalog properties (PostgreSQL catalog, MinIO FileIO)."""
+    uri = (f"postgresql+psycopg2://{quote_plus(s['POSTGRES_ICEBERG_USER'])}:{quote_plus(s['POSTGRES_ICEBERG_PASSWORD'])}"
+           f"@{s.postgres_host}:{s.postgres_port}/{s['POSTGRES_DB']}")
+    return {
+        "type": "sql",
+        "uri": uri,
+        "warehouse": warehouse(s),
+        "init_catalog_tables": "true",
+        "py-io-impl": "pyiceberg.io.pyarrow.PyArrowFileIO",
+        "s3.endpoint": s["MINIO_ENDPOINT"],
+        "s3.access-key-id": s["MINIO_ROOT_USER"],
+        "s3.secret-access-key": s["MINIO_ROOT_PASSWORD"],
+        "s3.region": S3_REGION,
+        "s3.path-style-access": "true",
+    }
+
+
+def catalog(s: Settings | None = None):
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    s = s or settings()
+    props = catalog_properties(s)
+    return SqlCatalog(CATALOG, **{k: v for k, v in props.items() if k != "type"})
+
+
+def minio(s: Settings | None = None):
+    from minio import Minio
+
+    s = s or settings()
+    return Minio(f"{s.minio_host}:{s.minio_port}", access_key=s["MINIO_ROOT_USER"],
+                 secret_key=s["MINIO_ROOT_PASSWORD"], secure=s["MINIO_ENDPOINT"].startswith("https"))
+
+
+def clickhouse(s: Settings | None = None, **kwargs):
+    import clickhouse_connect
+
+    s = s or settings()
+    return clickhouse_connect.get_client(host=s["CLICKHOUSE_HOST"], port=s.clickhouse_port,
+                                         username=s["CLICKHOUSE_USER"], password=s["CLICKHOUSE_PASSWORD"], **kwargs)
+
+
+def spark_jars() -> list[str]:
+    jars = sorted(str(p) for p in SPARK_JARS_DIR.glob("*.jar"))
+    if not any("iceberg-spark-runtime" in j for j in jars) or not any("iceberg-aws-bundle" in j for j in jars):
+        raise SystemExit(f"error: the Iceberg jars are missing from {SPARK_JARS_DIR}; run `make setup`")
+    return jars
+
+
+def spark_session(app: str = "spark_ml", driver_memory: str | None = None, shuffle_partitions: int = 4):
+    """Local Spark (local[2]) with the Iceberg catalog `lakehouse` = the same JDBC catalog pyiceberg uses."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # bind the driver to loopback, like every service here
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    s = settings()
+    c = f"spark.sql.catalog.{CATALOG}"
+    local_dir = s.data_dir / "spark" / "tmp"   # shuffle and spill files
+    local_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("SPARK_LOCAL_DIRS", str(local_dir))
+    builder = (
+        SparkSession.builder.appName(app)
+        .master(os.environ.get("SPARK_MASTER", "local[2]"))
+        .config("spark.driver.memory", driver_memory or os.environ.get("SPARK_DRIVER_MEMORY", "3g"))
+        .config("spark.jars", ",".join(spark_jars()))
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.sql.extensions", "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions")
+        .config(c, "org.apache.iceberg.spark.SparkCatalog")
+        .config(f"{c}.catalog-impl", "org.apache.iceberg.jdbc.JdbcCatalog")
+        .config(f"{c}.uri", f"jdbc:postgresql://{s.postgres_host}:{s.postgres_port}/{s['POSTGRES_DB']}")
+        .config(f"{c}.jdbc.user", s["POSTGRES_ICEBERG_USER"])
+        .config(f"{c}.jdbc.password", s["POSTGRES_ICEBERG_PASSWORD"])
+        .config(f"{c}.warehouse", warehouse(s))
+        # pyiceberg commits to the same tables from outside this session: always read the current metadata
+        .config(f"{c}.cache-enabled", "false")
+        .config(f"{c}.io-impl", "org.apache.iceberg.aws.s3.S3FileIO")
+        .config(f"{c}.s3.endpoint", s["MINIO_ENDPOINT"])
+        .config(f"{c}.s3.path-style-access", "true")
+        .config(f"{c}.s3.access-key-id", s["MINIO_ROOT_USER"])
+        .config(f"{c}.s3.secret-access-key", s["MINIO_ROOT_PASSWORD"])
+        .config(f"{c}.client.region", S3_REGION)
+    )
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def data_dir() -> Path:
+    path = settings().data_dir / "spark_ml"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_ground_truth() -> Path:
+    return settings().data_dir / "simulator" / "churn_ground_truth.csv"
+
+
+__all__ = ["REPO"]

@@ -1,0 +1,480 @@
+"""Customer segmentation with Spark ML K-Means on the Iceberg feature table.
+
+Pipeline: log1p of heavy-tailed columns and caps (SQLTransformer) → median Imputer → VectorAssembler →
+StandardScaler (mean 0, std 1) → KMeans. k is chosen by the silhouette over a range (the training
+cost per k, the elbow curve, is recorded too).
+
+Stable identities: the previous run's centroids (in log-feature units, stored in MinIO with the
+run) are mapped into this run's scaled space and matched to the new centroids with the Hungarian
+algorithm (scipy's linear_sum_assignment), so segment 3 stays segment 3 across retrains; a new
+cluster without a partner gets a fresh id. Names (champions, loyal, at risk, hibernating, ...) are
+derived from the centroid profile by explicit rules (name_for), numbered when two segments fit one.
+
+Outputs: lakehouse.ml.customer_segments and lakehouse.ml.segment_profiles (one Iceberg snapshot
+each per run, full overwrite, run_id in the snapshot summary: time travel gives any earlier run),
+and under s3://<bucket>/models/segmentation/<run_id>/ the PipelineModel, metrics.json and
+segments.json (the centroids the next run matches against; latest.json points to the newest).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spark_ml import features, lake
+
+CHURNY = ("at risk", "hibernating")
+
+
+def name_for(z: dict[str, float]) -> str:
+    """A human-readable name from a centroid's profile: z-scores (vs. all customers) of the clustered
+    features, log1p-scaled where the feature is. The first rule that fits wins."""
+    R, F, M, T = z["recency_days"], z["frequency"], z["monetary"], z["tenure_days"]
+    S, A, L = z["sessions_30d"], z["activity_trend"], z["days_since_last_login"]
+    value = (F + M) / 2
+    if T <= -1.0:
+        return "new visitors" if value <= -1.0 else "new customers"
+    if S <= -0.6 and value >= 0.2:
+        return "at risk"              # valuable history, gone quiet
+    if S <= -0.6 or (R >= 1.0 and L >= 1.0):
+        return "hibernating"          # inactive, little value
+    if value >= 1.0 and S >= 0.8:
+        return "champions"            # buy often, spend most, visit most
+    if value >= 0.3 and R <= 0:
+        return "loyal"
+    if A <= -0.6:
+        return "at risk"              # activity falling fast
+    if R <= -0.3 and S >= 0.2:
+        return "potential loyalists"  # recent and active, little history yet
+    if R >= 0.3:
+        return "need attention"       # drifting away
+    return "occasional"
+
+
+def assign_names(z_centroids: dict[int, dict[str, float]], sizes: dict[int, int] | None = None) -> dict[int, str]:
+    """segment id → a distinct name: name_for(); a name that fits several segments is numbered
+    ("hibernating", "hibernating 2") from the largest segment down."""
+    names = {sid: name_for(z) for sid, z in z_centroids.items()}
+    sizes = sizes or {}
+    out: dict[int, str] = {}
+    for name in sorted(set(names.values())):
+        sids = sorted((s for s in names if names[s] == name), key=lambda s: (-sizes.get(s, 0), s))
+        for i, sid in enumerate(sids):
+            out[sid] = name if i == 0 else f"{name} {i + 1}"
+    return out
+
+
+def match_ids(new_scaled: np.ndarray, previous: dict | None, mean: np.ndarray, std: np.ndarray,
+              value: np.ndarray) -> tuple[list[int], dict]:
+    """Stable segment ids for this run's clusters (index = K-Means label).
+
+    previous: the last run's segments.json ({"features": [...], "segments": [{"segment_id",
+    "centroid_log"}]}) or None. Without one, ids 1..k go by descending `value` (monetary centroid).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    k = len(new_scaled)
+    info: dict = {"matched": 0, "new_ids": [], "retired_ids": [], "mean_shift": None}
+    if not previous or previous.get("features") != list(features.CLUSTER_FEATURES) or not previous.get("segments"):
+        order = np.argsort(-value, kind="stable")
+        ids = [0] * k
+        for rank, label in enumerate(order, 1):
+            ids[label] = rank
+        info["new_ids"] = sorted(ids)
+        return ids, info
+    prev_ids = [s["segment_id"] for s in previous["segments"]]
+    prev_scaled = (np.array([s["centroid_log"] for s in previous["segments"]]) - mean) / std
+    dist = np.linalg.norm(new_scaled[:, None, :] - prev_scaled[None, :, :], axis=2)
+    rows, cols = linear_sum_assignment(dist)
+    ids: list[int | None] = [None] * k
+    for r, c in zip(rows, cols):
+        ids[r] = prev_ids[c]
+    next_id = max(prev_ids) + 1
+    for label in np.argsort(-value, kind="stable"):
+        if ids[label] is None:
+            ids[label] = next_id
+            info["new_ids"].append(next_id)
+            next_id += 1
+    info["matched"] = len(rows)
+    info["retired_ids"] = sorted(set(prev_ids) - set(ids))
+    info["mean_shift"] = round(float(dist[rows, cols].mean()), 4)
+    return ids, info  # type: ignore[return-value]
+
+
+@dataclass
+class Config:
+    k_min: int = 3
+    k_max: int = 8
+    seed: int = 42
+    max_iter: int = 50
+    tol: float = 1e-5
+    silhouette_tolerance: float = 0.005
+    snapshot_date: str | None = None          # default: the newest snapshot_date in the table
+    ground_truth: str | None = None           # churn_ground_truth.csv (customer_id, churned, churn_date)
+    sklearn_sample: int = 10_000              # rows for the scikit-learn comparison (0 = skip)
+    run_id: str | None = None
+    previous: str | None = "latest"           # "latest", a run id, or None (fresh ids)
+    write: bool = True                        # write Iceberg tables and MinIO artifacts
+    extra: dict = field(default_factory=dict)
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")[:-4] + "-" + uuid.uuid4().hex[:4]
+
+
+# --- MinIO artifacts -------------------------------------------------------------------------------
+
+def _put_json(client, bucket: str, key: str, obj) -> None:
+    body = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
+    client.put_object(bucket, key, io.BytesIO(body), len(body), content_type="application/json")
+
+
+def get_json(key: str):
+    from minio.error import S3Error
+
+    s = lake.settings()
+    try:
+        resp = lake.minio(s).get_object(s["MINIO_BUCKET"], key)
+    except S3Error as exc:
+        if exc.code in ("NoSuchKey", "NoSuchBucket"):
+            return None
+        raise
+    try:
+        return json.loads(resp.read())
+    finally:
+        resp.close()
+        resp.release_conn()
+
+
+def previous_state(previous: str | None) -> dict | None:
+    if not previous:
+        return None
+    if previous == "latest":
+        pointer = get_json(f"{lake.MODELS_PREFIX}/latest.json")
+        return pointer and get_json(f"{lake.MODELS_PREFIX}/{pointer['run_id']}/segments.json")
+    return get_json(f"{lake.MODELS_PREFIX}/{previous}/segments.json")
+
+
+def upload_dir(local: Path, prefix: str) -> int:
+    s = lake.settings()
+    client, n = lake.minio(s), 0
+    for path in sorted(local.rglob("*")):
+        if path.is_file() and not path.name.endswith(".crc"):
+            client.fput_object(s["MINIO_BUCKET"], f"{prefix}/{path.relative_to(local).as_posix()}", str(path))
+            n += 1
+    return n
+
+
+def download_model(run_id: str, dest: Path):
+    """Fetch a run's PipelineModel from MinIO into `dest`; load it with PipelineModel.load(str(dest))."""
+    s = lake.settings()
+    client, prefix = lake.minio(s), f"{lake.MODELS_PREFIX}/{run_id}/model/"
+    n = 0
+    for obj in client.list_objects(s["MINIO_BUCKET"], prefix=prefix, recursive=True):
+        client.fget_object(s["MINIO_BUCKET"], obj.object_name, str(dest / obj.object_name[len(prefix):]))
+        n += 1
+    if not n:
+        raise FileNotFoundError(f"no model under s3://{s['MINIO_BUCKET']}/{prefix}")
+    return dest
+
+
+# --- the job -----------------------------------------------------------------------------------------
+
+def _prep_pipeline():
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import Imputer, SQLTransformer, StandardScaler, VectorAssembler
+
+    def expr(c: str) -> str:
+        x = f"CAST({c} AS DOUBLE)"
+        if c in features.CAPS:
+            x = f"LEAST({x}, {float(features.CAPS[c])})"
+        return f"log1p(GREATEST({x}, 0.0)) AS f_{c}" if c in features.LOG_FEATURES else f"{x} AS f_{c}"
+
+    exprs = ", ".join(expr(c) for c in features.CLUSTER_FEATURES)
+    f_cols = [f"f_{c}" for c in features.CLUSTER_FEATURES]
+    i_cols = [f"i_{c}" for c in features.CLUSTER_FEATURES]
+    return Pipeline(stages=[
+        SQLTransformer(statement=f"SELECT *, {exprs} FROM __THIS__"),
+        Imputer(strategy="median", inputCols=f_cols, outputCols=i_cols),
+        VectorAssembler(inputCols=i_cols, outputCol="raw_features"),
+        StandardScaler(inputCol="raw_features", outputCol="features", withMean=True, withStd=True),
+    ])
+
+
+def load_features(spark, snapshot_date: str | None = None):
+    from pyspark.sql import functions as F
+
+    df = spark.table(f"{lake.CATALOG}.{lake.FEATURES_TABLE}")
+    if snapshot_date is None:
+        latest = df.agg(F.max("snapshot_date")).first()[0]
+        if latest is None:
+            raise RuntimeError(f"{lake.CATALOG}.{lake.FEATURES_TABLE} is empty; run `python -m spark_ml export` first")
+        snapshot_date = latest.isoformat()
+    df = df.where(F.col("snapshot_date") == F.lit(snapshot_date).cast("date"))
+    cols = list(dict.fromkeys([features.KEY, "snapshot_date", *features.CLUSTER_FEATURES, *features.PROFILE_FEATURES]))
+    # a fixed partitioning and order: K-Means|| sampling, hence the labels, depend on it
+    return df.select(*cols).repartition(4, features.KEY).sortWithinPartitions(features.KEY), snapshot_date
+
+
+def search_k(X, cfg: Config) -> tuple[int, list[dict], dict]:
+    from pyspark.ml.clustering import KMeans
+    from pyspark.ml.evaluation import ClusteringEvaluator
+
+    evaluator = ClusteringEvaluator(featuresCol="features", predictionCol="cluster", metricName="silhouette",
+                                    distanceMeasure="squaredEuclidean")
+    curve, models = [], {}
+    for k in range(cfg.k_min, cfg.k_max + 1):
+        t0 = time.perf_counter()
+        model = KMeans(k=k, seed=cfg.seed, maxIter=cfg.max_iter, tol=cfg.tol, featuresCol="features",
+                       predictionCol="cluster", initMode="k-means||").fit(X)
+        fit_s = time.perf_counter() - t0
+        silhouette = evaluator.evaluate(model.transform(X))
+        curve.append({"k": k, "silhouette": round(silhouette, 5), "training_cost": round(model.summary.trainingCost, 3),
+                      "iterations": model.summary.numIter, "fit_seconds": round(fit_s, 3),
+                      "seconds": round(time.perf_counter() - t0, 3)})
+        models[k] = model
+    # the largest k whose silhouette is within `silhouette_tolerance` of the best: equally good
+    # separation, finer segments (silhouettes a few thousandths apart are noise between seeds)
+    top = max(row["silhouette"] for row in curve)
+    best = max(row["k"] for row in curve if row["silhouette"] >= top - cfg.silhouette_tolerance)
+    return best, curve, models
+
+
+def sklearn_comparison(X, k: int, seed: int, sample: int, spark_model) -> dict:
+    """An independent scikit-learn KMeans (same k) on a sample, silhouettes on that same sample."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+    from sklearn.cluster import KMeans as SkKMeans
+    from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+    n = X.count()
+    frac = min(1.0, sample / max(n, 1) * 1.1)
+    rows = (spark_model.transform(X).sample(False, frac, seed).limit(sample)
+            .select(vector_to_array("features").alias("x"), F.col("cluster")).toPandas())
+    data = np.array(rows["x"].tolist())
+    spark_labels = rows["cluster"].to_numpy()
+    t0 = time.perf_counter()
+    sk = SkKMeans(n_clusters=k, random_state=seed, n_init=4).fit(data)
+    sk_s = time.perf_counter() - t0
+    return {"sample_rows": len(data), "k": k,
+            "silhouette_spark": round(float(silhouette_score(data, spark_labels)), 5),
+            "silhouette_sklearn": round(float(silhouette_score(data, sk.labels_)), 5),
+            "adjusted_rand_index": round(float(adjusted_rand_score(spark_labels, sk.labels_)), 4),
+            "sklearn_fit_seconds": round(sk_s, 3)}
+
+
+def churn_by_segment(spark, scored, ground_truth: str | None) -> dict | None:
+    if not ground_truth:
+        return None
+    path = Path(ground_truth)
+    if not path.exists():
+        raise FileNotFoundError(f"churn ground truth {path} not found (the simulator writes "
+                                f"DATA_DIR/simulator/churn_ground_truth.csv); pass --ground-truth or omit it")
+    from pyspark.sql import functions as F
+
+    truth = spark.createDataFrame(features.read_ground_truth(path))
+    joined = scored.select("customer_id", "segment_id").join(truth, "customer_id", "left")
+    rows = joined.groupBy("segment_id").agg(F.count("*").alias("n"), F.count("churned").alias("known"),
+                                            F.sum(F.col("churned").cast("int")).alias("churned")).collect()
+    known = sum(r["known"] for r in rows)
+    churned = sum(r["churned"] or 0 for r in rows)
+    return {"path": str(path), "customers": sum(r["n"] for r in rows), "with_ground_truth": known,
+            "overall_rate": round(churned / known, 5) if known else None,
+            "by_segment": {int(r["segment_id"]): {"known": r["known"], "churned": int(r["churned"] or 0),
+                                                  "rate": round((r["churned"] or 0) / r["known"], 5) if r["known"] else None}
+                           for r in rows}}
+
+
+def run(spark, cfg: Config) -> dict:
+    """Train, name, score, and (cfg.write) persist one segmentation run. Returns its metrics."""
+    from pyspark.ml import PipelineModel
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    t_start = time.perf_counter()
+    run_id = cfg.run_id or new_run_id()
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    df, snapshot_date = load_features(spark, cfg.snapshot_date)
+    df = df.cache()
+    n = df.count()
+    if n < cfg.k_max * 10:
+        raise RuntimeError(f"only {n} customers for snapshot {snapshot_date}; need at least {cfg.k_max * 10}")
+    prep = _prep_pipeline().fit(df)
+    X = prep.transform(df).select(features.KEY, "snapshot_date", "features", *features.PROFILE_FEATURES).cache()
+    X.count()
+    timings["prepare_seconds"] = round(time.perf_counter() - t0, 3)
+
+    t0 = time.perf_counter()
+    k, curve, models = search_k(X, cfg)
+    timings["k_search_seconds"] = round(time.perf_counter() - t0, 3)
+    kmeans = models[k]
+    scaler = prep.stages[-1]
+    mean, std = np.array(scaler.mean.toArray()), np.array(scaler.std.toArray())
+    std = np.where(std == 0, 1.0, std)
+    centers = np.array([c for c in kmeans.clusterCenters()])          # scaled space (z-scores)
+    centroid_log = centers * std + mean                                 # log1p / raw units
+    mon = list(features.CLUSTER_FEATURES).index("monetary")
+    prev = previous_state(cfg.previous) if cfg.previous else None
+    ids, matching = match_ids(centers, prev, mean, std, centers[:, mon])
+    z = {ids[i]: dict(zip(features.CLUSTER_FEATURES, map(float, centers[i]))) for i in range(k)}
+    sizes = dict(zip(ids, kmeans.summary.clusterSizes))
+    names = assign_names(z, sizes)
+
+    # score: cluster → stable id, name, distance to the centroid (scaled space)
+    from pyspark.ml.functions import vector_to_array
+
+    label_to_id = F.create_map(*[x for i in range(k) for x in (F.lit(i), F.lit(ids[i]))])
+    id_to_name = F.create_map(*[x for sid, nm in names.items() for x in (F.lit(sid), F.lit(nm))])
+    centers_col = F.array(*[F.array(*[F.lit(float(v)) for v in c]) for c in centers])
+    scored = (kmeans.transform(X)
+              .withColumn("x", vector_to_array("features"))
+              .withColumn("c", F.element_at(centers_col, F.col("cluster") + 1))
+              .withColumn("distance", F.sqrt(F.aggregate(F.zip_with("x", "c", lambda a, b: (a - b) * (a - b)),
+                                                         F.lit(0.0), lambda acc, v: acc + v)))
+              .withColumn("segment_id", label_to_id[F.col("cluster")].cast("int"))
+              .withColumn("segment_name", id_to_name[F.col("segment_id")])
+              .drop("x", "c")
+              .cache())
+    scored_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    segments = scored.select(
+        F.col("customer_id"), F.col("snapshot_date"), F.col("segment_id"), F.col("segment_name"),
+        F.col("distance").cast("double"), F.lit(run_id).alias("run_id"),
+        F.lit(scored_at).cast("timestamp").alias("scored_at"))
+
+    churn = churn_by_segment(spark, scored, cfg.ground_truth)
+    agg = [F.count("*").alias("size"), F.avg("distance").alias("avg_distance")]
+    agg += [F.avg(c).cast("double").alias(f"avg_{c}") for c in features.PROFILE_FEATURES]
+    prof_rows = scored.groupBy("segment_id", "segment_name").agg(*agg).orderBy("segment_id").collect()
+    profiles = []
+    for r in prof_rows:
+        sid = int(r["segment_id"])
+        ch = (churn or {}).get("by_segment", {}).get(sid)
+        row = {"run_id": run_id, "snapshot_date": dt.date.fromisoformat(snapshot_date), "segment_id": sid,
+               "segment_name": r["segment_name"], "size": int(r["size"]), "share": round(r["size"] / n, 6),
+               "avg_distance": float(r["avg_distance"]),
+               "churn_rate": ch["rate"] if ch else None, "churned": ch["churned"] if ch else None}
+        row.update({f"avg_{c}": (None if r[f"avg_{c}"] is None else float(r[f"avg_{c}"])) for c in features.PROFILE_FEATURES})
+        row["created_at"] = scored_at
+        profiles.append(row)
+    prof_schema = T.StructType(
+        [T.StructField("run_id", T.StringType(), False), T.StructField("snapshot_date", T.DateType(), False),
+         T.StructField("segment_id", T.IntegerType(), False), T.StructField("segment_name", T.StringType(), False),
+         T.StructField("size", T.LongType(), False), T.StructField("share", T.DoubleType(), False),
+         T.StructField("avg_distance", T.DoubleType(), True), T.StructField("churn_rate", T.DoubleType(), True),
+         T.StructField("churned", T.LongType(), True)]
+        + [T.StructField(f"avg_{c}", T.DoubleType(), True) for c in features.PROFILE_FEATURES]
+        + [T.StructField("created_at", T.TimestampType(), False)])
+    profiles_df = spark.createDataFrame(profiles, prof_schema)
+
+    t0 = time.perf_counter()
+    sk = sklearn_comparison(X, k, cfg.seed, cfg.sklearn_sample, kmeans) if cfg.sklearn_sample else None
+    timings["sklearn_seconds"] = round(time.perf_counter() - t0, 3)
+
+    chosen = next(row for row in curve if row["k"] == k)
+    metrics = {
+        "run_id": run_id, "snapshot_date": snapshot_date, "customers": n, "k": k,
+        "k_range": [cfg.k_min, cfg.k_max], "silhouette": chosen["silhouette"], "training_cost": chosen["training_cost"],
+        "elbow_curve": curve, "seed": cfg.seed, "features": list(features.CLUSTER_FEATURES),
+        "log_features": sorted(features.LOG_FEATURES & set(features.CLUSTER_FEATURES)),
+        "segments": [{"segment_id": p["segment_id"], "segment_name": p["segment_name"], "size": p["size"],
+                      "share": p["share"], "churn_rate": p["churn_rate"]} for p in profiles],
+        "id_matching": {**matching, "previous_run_id": (prev or {}).get("run_id")},
+        "sklearn": sk, "churn": churn, "timings": timings,
+    }
+    if churn and churn["overall_rate"]:
+        overall = churn["overall_rate"]
+        metrics["churn_lift"] = {p["segment_name"]: round(p["churn_rate"] / overall, 3)
+                                 for p in profiles if p["churn_rate"] is not None}
+
+    state = {"run_id": run_id, "features": list(features.CLUSTER_FEATURES), "k": k,
+             "scaler_mean": mean.tolist(), "scaler_std": std.tolist(),
+             "segments": [{"segment_id": ids[i], "segment_name": names[ids[i]], "centroid_log": centroid_log[i].tolist(),
+                           "centroid_scaled": centers[i].tolist()} for i in range(k)]}
+
+    if cfg.write:
+        t0 = time.perf_counter()
+        metrics["iceberg"] = write_iceberg(spark, segments, profiles_df, run_id)
+        timings["iceberg_write_seconds"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
+        model = PipelineModel(stages=[*prep.stages, kmeans])
+        metrics["model_uri"] = save_artifacts(model, metrics, state, run_id)
+        timings["artifacts_seconds"] = round(time.perf_counter() - t0, 3)
+    timings["total_seconds"] = round(time.perf_counter() - t_start, 3)
+    metrics["_scored"] = scored  # for callers in the same process (tests, benchmark); not serialised
+    for frame in (df, X):
+        frame.unpersist()
+    return metrics
+
+
+SEGMENTS_DDL = """CREATE TABLE IF NOT EXISTS {t} (
+  customer_id STRING NOT NULL, snapshot_date DATE NOT NULL, segment_id INT NOT NULL, segment_name STRING NOT NULL,
+  distance DOUBLE, run_id STRING NOT NULL, scored_at TIMESTAMP NOT NULL) USING iceberg
+  TBLPROPERTIES ('write.parquet.compression-codec' = 'zstd', 'format-version' = '2')"""
+
+
+def write_iceberg(spark, segments, profiles_df, run_id: str) -> dict:
+    """Full overwrite of both tables: one snapshot each, tagged with the run id."""
+    from pyspark.sql import functions as F
+
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {lake.CATALOG}.{lake.SEGMENTS_TABLE.split('.')[0]}")
+    seg_t, prof_t = f"{lake.CATALOG}.{lake.SEGMENTS_TABLE}", f"{lake.CATALOG}.{lake.PROFILES_TABLE}"
+    spark.sql(SEGMENTS_DDL.format(t=seg_t))
+    if not spark.catalog.tableExists(prof_t):
+        profiles_df.limit(0).writeTo(prof_t).using("iceberg").tableProperty("format-version", "2").create()
+    out = {}
+    for table, frame in ((seg_t, segments), (prof_t, profiles_df)):
+        frame.writeTo(table).option("snapshot-property.run-id", run_id).overwrite(F.lit(True))
+        snap = spark.sql(f"SELECT snapshot_id, summary FROM {table}.snapshots ORDER BY committed_at DESC LIMIT 1").first()
+        assert snap["summary"].get("run-id") == run_id, f"{table}: the newest snapshot is not run {run_id}"
+        out[table] = {"snapshot_id": snap["snapshot_id"], "rows": int(snap["summary"].get("total-records", -1))}
+    return out
+
+
+def save_artifacts(model, metrics: dict, state: dict, run_id: str) -> str:
+    """PipelineModel (saved locally, uploaded), metrics.json, segments.json; then latest.json → this run."""
+    s = lake.settings()
+    client, bucket, prefix = lake.minio(s), s["MINIO_BUCKET"], f"{lake.MODELS_PREFIX}/{run_id}"
+    tmp = Path(tempfile.mkdtemp(prefix="segmentation-", dir=lake.data_dir()))
+    try:
+        model.write().overwrite().save(str(tmp / "model"))
+        files = upload_dir(tmp / "model", f"{prefix}/model")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    uri = f"s3://{bucket}/{prefix}/model"
+    metrics["model_files"] = files
+    _put_json(client, bucket, f"{prefix}/metrics.json", {k: v for k, v in metrics.items() if not k.startswith("_")}
+              | {"model_uri": uri})
+    _put_json(client, bucket, f"{prefix}/segments.json", state)
+    _put_json(client, bucket, f"{lake.MODELS_PREFIX}/latest.json", {"run_id": run_id, "model_uri": uri})
+    return uri
+
+
+def summary_table(metrics: dict) -> str:
+    lines = [f"run {metrics['run_id']}: {metrics['customers']:,} customers, snapshot {metrics['snapshot_date']}, "
+             f"k={metrics['k']} (silhouette {metrics['silhouette']:.3f})"]
+    lines.append("  k  silhouette  training_cost")
+    for row in metrics["elbow_curve"]:
+        mark = " <" if row["k"] == metrics["k"] else ""
+        lines.append(f"  {row['k']}  {row['silhouette']:10.4f}  {row['training_cost']:13.1f}{mark}")
+    lines.append("  id  name                   size     share  churn")
+    for seg in metrics["segments"]:
+        churn = "" if seg["churn_rate"] is None else f"{seg['churn_rate']:.1%}"
+        lines.append(f"  {seg['segment_id']:>2}  {seg['segment_name']:<20} {seg['size']:>7,}  {seg['share']:6.1%}  {churn}")
+    if metrics.get("churn"):
+        lines.append(f"  overall churn rate {metrics['churn']['overall_rate']:.1%}")
+    if metrics.get("sklearn"):
+        sk = metrics["sklearn"]
+        lines.append(f"  scikit-learn on {sk['sample_rows']:,} rows: silhouette spark {sk['silhouette_spark']:.3f} vs "
+                     f"sklearn {sk['silhouette_sklearn']:.3f}, ARI {sk['adjusted_rand_index']:.3f}")
+    return "\n".join(lines)
+

@@ -1,0 +1,140 @@
+"""The segmentation job end to end on generated customers: k search, quality, determinism, stable ids
+across a retrain, churn by segment, and exact counts from features to Iceberg to ClickHouse."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from spark_ml import export, features, lake, load, segmentation
+
+pytestmark = pytest.mark.integration
+
+N = 10_000
+SNAPSHOT = dt.date(2026, 11, 1)
+
+
+@pytest.fixture(scope="module")
+def truth_path(isolated, tmp_path_factory):
+    data, truth = features.synthetic_arrow(N, seed=5, snapshot_date=SNAPSHOT)
+    export.export(source="synthetic", data=data)
+    path = tmp_path_factory.mktemp("truth") / "churn_ground_truth.csv"
+    features.write_ground_truth(truth, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def first(spark, truth_path):
+    m = segmentation.run(spark, segmentation.Config(k_min=3, k_max=8, seed=42, ground_truth=str(truth_path),
+                                                    sklearn_sample=5_000))
+    m["labels"] = m.pop("_scored").select("customer_id", "segment_id").toPandas().set_index("customer_id").segment_id
+    return m
+
+
+def _ch_count(table: str, run_id: str | None = None) -> int:
+    where = f" WHERE run_id = '{run_id}'" if run_id else ""
+    return int(lake.clickhouse().command(f"SELECT count() FROM {table}{where}"))
+
+
+def test_k_search_quality_and_sklearn_baseline(first):
+    assert 3 <= first["k"] <= 8
+    assert [row["k"] for row in first["elbow_curve"]] == list(range(3, 9))
+    costs = [row["training_cost"] for row in first["elbow_curve"]]
+    assert costs[0] > costs[-1]  # the elbow curve falls with k
+    assert first["silhouette"] > 0.35
+    sk = first["sklearn"]
+    assert sk["k"] == first["k"] and sk["sample_rows"] > 4_000
+    assert abs(sk["silhouette_spark"] - sk["silhouette_sklearn"]) < 0.1
+    assert sk["adjusted_rand_index"] > 0.3  # k-means optima differ; the silhouettes are what must agree
+
+
+def test_churn_is_concentrated_in_at_risk_and_hibernating(first):
+    churn = first["churn"]
+    assert churn["with_ground_truth"] == N
+    overall = churn["overall_rate"]
+    churny = [s for s in first["segments"] if s["segment_name"].split(" ")[0] in ("at", "hibernating")]
+    assert churny, f"no at-risk/hibernating segment among {[s['segment_name'] for s in first['segments']]}"
+    for seg in churny:
+        assert seg["churn_rate"] >= 2 * overall, (seg, overall)
+    best = [s for s in first["segments"] if s["segment_name"] in ("champions", "loyal")]
+    assert best and all(s["churn_rate"] < overall for s in best)
+
+
+def test_exact_counts_from_features_to_iceberg_to_clickhouse(first):
+    run_id = first["run_id"]
+    cat = lake.catalog()
+    feats = cat.load_table(lake.FEATURES_TABLE).scan(row_filter=f"snapshot_date = '{SNAPSHOT}'").to_arrow()
+    segs = cat.load_table(lake.SEGMENTS_TABLE).scan().to_arrow()
+    profs = cat.load_table(lake.PROFILES_TABLE).scan().to_arrow().to_pandas()
+    assert feats.num_rows == segs.num_rows == first["customers"] == N
+    assert set(segs.column("customer_id").to_pylist()) == set(feats.column("customer_id").to_pylist())
+    assert profs["size"].sum() == N and len(profs) == first["k"]
+    out = load.load(run_id=run_id)
+    assert out["customer_segments"] == N
+    assert _ch_count(load.SEGMENTS, run_id) == N
+    db = load.SEGMENTS.split(".")[0]
+    assert _ch_count(f"{db}.customer_segments_latest") == N
+    assert _ch_count(f"{db}.segment_profiles_latest") == first["k"]
+    load.load(run_id=run_id)  # a reload replaces the run's partition: still exactly N
+    assert _ch_count(load.SEGMENTS) == N
+    ch = lake.clickhouse()
+    by_segment = dict(ch.query(f"SELECT segment_id, count() FROM {db}.customer_segments_latest GROUP BY segment_id").result_rows)
+    assert by_segment == dict(zip(profs.segment_id, profs["size"]))
+    # model and metrics are versioned in MinIO under the run id
+    assert segmentation.get_json(f"{lake.MODELS_PREFIX}/{run_id}/metrics.json")["k"] == first["k"]
+    assert segmentation.get_json(f"{lake.MODELS_PREFIX}/latest.json")["run_id"] == run_id
+
+
+
+def test_model_in_minio_reproduces_the_labels(spark, first, tmp_path):
+    from pyspark.ml import PipelineModel
+
+    model = PipelineModel.load(str(segmentation.download_model(first["run_id"], tmp_path / "model")))
+    feats, _ = segmentation.load_features(spark, SNAPSHOT.isoformat())
+    clusters = model.transform(feats.limit(500)).select("customer_id", "cluster").toPandas()
+    state = segmentation.get_json(f"{lake.MODELS_PREFIX}/{first['run_id']}/segments.json")
+    assert len(state["segments"]) == first["k"] and len(clusters) == 500
+    # same cluster ⇔ same segment id: the saved model partitions customers exactly like the run did
+    pairs = set(zip(clusters.cluster, first["labels"].loc[clusters.customer_id]))
+    assert len(pairs) == len({c for c, _ in pairs}) == len({s for _, s in pairs})
+
+
+def test_rerun_is_identical_and_retrain_keeps_segment_ids(spark, first, truth_path):
+    k = first["k"]
+    again = segmentation.run(spark, segmentation.Config(k_min=k, k_max=k, seed=42, ground_truth=str(truth_path),
+                                                        sklearn_sample=0))
+    labels = again.pop("_scored").select("customer_id", "segment_id").toPandas().set_index("customer_id").segment_id
+    assert labels.sort_index().equals(first["labels"].sort_index())  # same data + seed → same labels, same ids
+    assert again["id_matching"]["mean_shift"] == pytest.approx(0, abs=1e-6)
+
+    # time travel: the first run is still in Iceberg
+    table = lake.catalog().load_table(lake.SEGMENTS_TABLE)
+    snap = next(s for s in table.snapshots() if s.summary.get("run-id") == first["run_id"])
+    old = table.scan(snapshot_id=snap.snapshot_id).to_arrow()
+    assert old.num_rows == N and set(old.column("run_id").to_pylist()) == {first["run_id"]}
+
+    # next snapshot: the same customers, behaviour drifted a little → ids keep their meaning
+    drifted, _ = features.synthetic_arrow(N, seed=5, snapshot_date=SNAPSHOT + dt.timedelta(days=1), drift=0.05)
+    export.export(source="synthetic drifted", data=drifted)
+    retrain = segmentation.run(spark, segmentation.Config(k_min=k, k_max=k, seed=42, sklearn_sample=0))
+    new = retrain.pop("_scored").select("customer_id", "segment_id").toPandas().set_index("customer_id").segment_id
+    assert retrain["id_matching"]["previous_run_id"] == again["run_id"]
+    assert sorted(new.unique()) == sorted(first["labels"].unique())
+    both = pd.concat([first["labels"], new], axis=1, keys=["old", "new"])
+    agree = (both.old == both.new).mean()
+    assert agree > 0.75, f"only {agree:.1%} of customers kept their segment id after a small drift"
+    # every old segment's customers mostly land in the segment with the same id
+    assert (both.groupby("old").new.agg(lambda s: s.mode()[0]).to_dict()
+            == {i: i for i in first["labels"].unique()})
+    old_names = {s["segment_id"]: s["segment_name"] for s in first["segments"]}
+    new_names = {s["segment_id"]: s["segment_name"] for s in retrain["segments"]}
+    assert sum(old_names[i] == new_names[i] for i in old_names) >= k - 1
+
+    # ClickHouse: loading the new run switches the latest views to it, the old run stays queryable
+    load.load(run_id=retrain["run_id"])
+    db = load.SEGMENTS.split(".")[0]
+    assert _ch_count(f"{db}.customer_segments_latest") == N
+    latest = lake.clickhouse().command(f"SELECT DISTINCT run_id FROM {db}.customer_segments_latest")
+    assert latest == retrain["run_id"]
+    assert _ch_count(load.SEGMENTS, first["run_id"]) == N
