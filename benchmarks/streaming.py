@@ -1,0 +1,241 @@
+"""Streaming benchmark against the running stack: how many events/s the Flink job keeps up with,
+next to the Kafka ceiling, and the latencies event time -> PostgreSQL row and commit -> ClickHouse row.
+
+1. Kafka ceiling + simulator rate: benchmarks/simulator_throughput.py (run as is, with fewer messages:
+   raw produce of pre-built records, generate only, end to end) and a raw consume of web_events here.
+2. Flink sustained rate: the event simulator in live mode into the real topics (web_events +
+   purchase_events, a unique customer-id prefix per step, nothing cleaned up) at a ladder of rates,
+   STEP_SECONDS each. Lag is measured end to end from PostgreSQL itself: lag(t) = events sent with
+   event_time <= t minus rows of that step with ingested_at <= t (raw.web_events; every sink is in the
+   same job, so a slow aggregate back-pressures the raw path too). A step is sustained when the lag at
+   its end is under LAG_BOUND_S seconds of input and its growth over the second half of the step under
+   10 % of the rate. The ladder stops at the first step that is not sustained.
+3. Latency event time -> PostgreSQL row (ingested_at - event_time), p50/p99, from the highest sustained
+   step (live events at that rate).
+4. CDC latency PostgreSQL commit -> ClickHouse row: benchmarks/cdc_latency.py, run as is.
+
+    .venv/bin/python benchmarks/streaming.py [--rates 500,1000,2000,4000,8000] [--step-seconds 25]
+    make bench b=streaming
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg  # noqa: E402
+import requests  # noqa: E402
+from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from benchmarks.cdc_latency import percentile  # noqa: E402
+from simulators import run  # noqa: E402
+from stack import config, flink  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+LAG_BOUND_S = 5.0          # a sustained step ends less than this many seconds of input behind
+DRAIN_TIMEOUT_S = 150
+console = Console(width=140)
+
+
+# -- 1. ceilings ---------------------------------------------------------------------------------
+def run_script(name: str, *args: str, timeout: float = 300) -> str:
+    """Another benchmark of this folder, as is; its output is shown and returned."""
+    result = subprocess.run([sys.executable, str(HERE / name), *args], capture_output=True, text=True,
+                            timeout=timeout, env={**os.environ, "COLUMNS": "140", "TERM": "dumb"})
+    console.print(result.stdout.rstrip())
+    if result.returncode not in (0, 1):   # 1 = ran, but below that benchmark's own target
+        console.print(f"[red]{name} failed ({result.returncode}):[/] {result.stderr[-2000:]}")
+    return result.stdout
+
+
+def table_row(output: str, label: str) -> list[str]:
+    """The cells of the row of a rich table whose first cell starts with `label`."""
+    for line in output.splitlines():
+        cells = [c.strip() for c in re.split(r"[│|┃]", line)]
+        cells = [c for c in cells if c != ""]
+        if len(cells) >= 3 and cells[0].startswith(label):
+            return cells
+    return []
+
+
+def number(text: str) -> float:
+    try:
+        return float(text.replace(",", ""))
+    except (ValueError, AttributeError):
+        return float("nan")
+
+
+def consume_rate(settings, topic: str = "web_events", limit: int = 300_000) -> tuple[int, float]:
+    """confluent-kafka reading `topic` from its start (at most `limit` records): records/s."""
+    c = Consumer({"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"], "group.id": f"bench-{uuid.uuid4()}",
+                  "enable.auto.commit": False, "fetch.max.bytes": 52_428_800})
+    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in parts}
+    per_part = limit // len(parts)
+    c.assign([TopicPartition(topic, p, max(lo, hi - per_part)) for p, (lo, hi) in ends.items()])
+    want = sum(min(per_part, hi - lo) for lo, hi in ends.values())
+    n, t0 = 0, time.perf_counter()
+    while n < want and time.perf_counter() - t0 < 60:
+        for msg in c.consume(num_messages=10_000, timeout=1):
+            if not msg.error():
+                n += 1
+    secs = time.perf_counter() - t0
+    c.close()
+    return n, secs
+
+
+# -- 2. the Flink job under a rate ladder ------------------------------------------------------
+def flink_info(settings) -> str:
+    job = flink.running_job(settings)
+    if not job:
+        return "job not running"
+    detail = requests.get(f"{flink.rest_url(settings)}/jobs/{job['jid']}", timeout=5).json()
+    par = sorted({v["parallelism"] for v in detail["vertices"]})
+    return f"job {job['jid'][:8]}, parallelism {','.join(map(str, par))}"
+
+
+def busiest(settings, top: int = 2) -> str:
+    """The job's busiest operator chains right now (busy ms/s of the busiest subtask)."""
+    try:
+        url, job = flink.rest_url(settings), flink.running_job(settings)
+        out = []
+        for v in requests.get(f"{url}/jobs/{job['jid']}", timeout=5).json()["vertices"]:
+            got = requests.get(f"{url}/jobs/{job['jid']}/vertices/{v['id']}/subtasks/metrics"
+                               "?get=busyTimeMsPerSecond,backPressuredTimeMsPerSecond", timeout=5).json()
+            m = {x["id"]: x.get("max") or 0 for x in got}
+            sinks = re.findall(r"Sink: (\w+)|(sink_dead_letter)", v["name"])
+            name = (re.match(r"[A-Za-z]+", v["name"]).group(0) + " -> " + ",".join(a or b for a, b in sinks[:2])
+                    if sinks else re.sub(r"\[\d+\]", "", v["name"])[:40])
+            out.append((m.get("busyTimeMsPerSecond", 0), m.get("backPressuredTimeMsPerSecond", 0), name))
+        out.sort(reverse=True)
+        return "; ".join(f"{n} busy {b:.0f} ms/s, back-pressured {bp:.0f}" for b, bp, n in out[:top])
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return "n/a"
+
+
+def step(settings, rate: int, seconds: float) -> dict:
+    prefix = f"bench{uuid.uuid4().hex[:6]}_"
+    hot: list[str] = []
+    sampler = threading.Timer(seconds * 0.8, lambda: hot.append(busiest(settings)))
+    sampler.start()
+    ledger = run(mode="live", rate=rate, duration=seconds, customers=20_000, id_prefix=prefix,
+                 seed=uuid.uuid4().int % 2 ** 31, quiet=True, ledger="none", settings=settings)
+    t_end = time.time()
+    sampler.join()
+    t_start = t_end - ledger.elapsed_s      # the live loop itself (population and warm-up excluded)
+    sent = ledger.web.valid
+    with psycopg.connect(settings.postgres_dsn("POSTGRES_BI_USER", "POSTGRES_BI_PASSWORD"), autocommit=True) as conn:
+        deadline, got = time.monotonic() + DRAIN_TIMEOUT_S, 0
+        while time.monotonic() < deadline:
+            got = conn.execute("SELECT count(*) FROM raw.web_events WHERE starts_with(customer_id, %s)",
+                               (prefix,)).fetchone()[0]
+            if got >= sent:
+                break
+            time.sleep(1)
+        drained = time.time()
+        rows = conn.execute("SELECT extract(epoch FROM event_time)::float8, extract(epoch FROM ingested_at)::float8 "
+                            "FROM raw.web_events WHERE starts_with(customer_id, %s)", (prefix,)).fetchall()
+    events = sorted(r[0] for r in rows)
+    ingested = sorted(r[1] for r in rows)
+    latencies = [i - e for e, i in rows]
+
+    def lag_at(t: float) -> int:
+        return bisect.bisect_right(events, t) - bisect.bisect_right(ingested, t)
+    half = t_start + (t_end - t_start) / 2
+    growth = (lag_at(t_end) - lag_at(half)) / max(t_end - half, 1e-9)
+    achieved = ledger.messages / max(t_end - t_start, 1e-9)     # web + purchases, as the job reads them
+    end_lag = lag_at(t_end)
+    sustained = got >= sent and end_lag < LAG_BOUND_S * achieved and growth < 0.1 * achieved
+    return {"rate": rate, "achieved": achieved, "sent": sent, "landed": got, "end_lag": end_lag,
+            "max_lag": max((lag_at(t_start + k) for k in range(int(t_end - t_start) + 1)), default=0),
+            "throughput": sent / max(drained - t_start, 1e-9) if got >= sent else float("nan"),
+            "growth": growth, "drain": drained - t_end if got >= sent else float("nan"),
+            "p50": percentile(latencies, 50), "p99": percentile(latencies, 99), "sustained": sustained,
+            "all_sent": ledger.messages, "busiest": hot[0] if hot else "n/a"}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rates", default="400,600,800,1000,1300,1700,2200,3000,5000,10000", help="messages/s per step")
+    ap.add_argument("--step-seconds", type=float, default=25)
+    ap.add_argument("--sim-messages", default="150000", help="records for simulator_throughput.py")
+    ap.add_argument("--cdc-rate", default="3000", help="rows/s for cdc_latency.py")
+    ap.add_argument("--cdc-seconds", default="15")
+    ap.add_argument("--skip-ceiling", action="store_true")
+    ap.add_argument("--skip-cdc", action="store_true")
+    args = ap.parse_args()
+    settings = config.load()
+    flink.ensure_job(settings)
+    started = time.monotonic()
+
+    raw_produce = sim_e2e = sim_gen = float("nan")
+    if not args.skip_ceiling:
+        console.rule("Kafka ceiling and simulator rate (benchmarks/simulator_throughput.py)")
+        out = run_script("simulator_throughput.py", "--messages", args.sim_messages, "--customers", "5000")
+        raw_produce = number((table_row(out, "raw produce") + [""] * 3)[2])
+        sim_gen = number((table_row(out, "simulator, generate") + [""] * 3)[2])
+        sim_e2e = number((table_row(out, "simulator, end to end") + [""] * 3)[2])
+    n, secs = consume_rate(settings)
+    raw_consume = n / secs if secs else float("nan")
+
+    console.rule(f"Flink job under a rate ladder ({flink_info(settings)})")
+    results = []
+    for rate in (int(r) for r in args.rates.split(",")):
+        res = step(settings, rate, args.step_seconds)
+        results.append(res)
+        console.print(f"  {rate:>6,}/s: achieved {res['achieved']:,.0f}/s, end lag {res['end_lag']:,}, growth "
+                      f"{res['growth']:,.0f}/s, drained in {res['drain']:.1f}s, p99 {res['p99']:.2f}s -> "
+                      f"{'sustained' if res['sustained'] else 'NOT sustained'}; {res['busiest']}")
+        if not res["sustained"]:
+            break
+    best = max((r for r in results if r["sustained"]), key=lambda r: r["achieved"], default=None)
+
+    cdc_p50 = cdc_p99 = float("nan")
+    if not args.skip_cdc:
+        console.rule("CDC latency (benchmarks/cdc_latency.py)")
+        out = run_script("cdc_latency.py", "--rate", args.cdc_rate, "--seconds", args.cdc_seconds, timeout=600)
+        cells = table_row(out, "commit -> ClickHouse")
+        if len(cells) >= 6:
+            cdc_p50, cdc_p99 = number(cells[2]), number(cells[4])
+
+    table = Table(title=f"streaming benchmark ({time.monotonic() - started:.0f} s, {flink_info(settings)}, "
+                        f"load {open('/proc/loadavg').read().split()[0]})")
+    for col in ("measurement", "rate / latency", "note"):
+        table.add_column(col, justify="right" if col == "rate / latency" else "left")
+    table.add_row("Kafka raw produce (ceiling)", f"{raw_produce:,.0f} rec/s", "simulator_throughput.py, pre-built records")
+    table.add_row("Kafka raw consume (ceiling)", f"{raw_consume:,.0f} rec/s", f"{n:,} records of web_events, confluent-kafka")
+    table.add_row("simulator, generate only", f"{sim_gen:,.0f} rec/s", "null sink")
+    table.add_row("simulator, end to end into Kafka", f"{sim_e2e:,.0f} rec/s", "simulator_throughput.py")
+    for r in results:
+        table.add_row(f"Flink step {r['rate']:,}/s", f"{r['achieved']:,.0f} ev/s",
+                      f"{'sustained' if r['sustained'] else 'NOT sustained'}: lag at end {r['end_lag']:,} "
+                      f"(max {r['max_lag']:,}), growth {r['growth']:,.0f}/s, drained {r['drain']:.0f}s after, "
+                      f"p50/p99 {r['p50']:.2f}/{r['p99']:.2f}s; busiest: {r['busiest']}")
+    if best:
+        ceiling = min(raw_produce, raw_consume)
+        table.add_row("Flink highest sustained rate", f"{best['achieved']:,.0f} ev/s",
+                      f"{best['achieved'] / ceiling:.1%} of the Kafka ceiling ({ceiling:,.0f}/s)"
+                      if ceiling == ceiling else "")
+        table.add_row("event time -> PostgreSQL row p50", f"{best['p50']:.2f} s", f"live events at {best['achieved']:,.0f}/s")
+        table.add_row("event time -> PostgreSQL row p99", f"{best['p99']:.2f} s", f"live events at {best['achieved']:,.0f}/s")
+    else:
+        table.add_row("Flink highest sustained rate", "none", f"lowest step {results[0]['rate']:,}/s not sustained")
+    table.add_row("PG commit -> ClickHouse row p50", f"{cdc_p50:.2f} s", f"cdc_latency.py at {args.cdc_rate} rows/s")
+    table.add_row("PG commit -> ClickHouse row p99", f"{cdc_p99:.2f} s", f"cdc_latency.py at {args.cdc_rate} rows/s")
+    console.print(table)
+    return 0 if best else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
