@@ -222,6 +222,9 @@ def job_failures_since(settings, since_ms: int) -> tuple[str, list[str]]:
                         if e.get("timestamp", 0) >= since_ms]
 
 
+NO_WATERMARK = -(2**63)
+
+
 def job_watermarks(settings) -> dict[str, int]:
     """The input watermark of the job's two dedupe operators (web, orders), epoch ms."""
     url = flink.rest_url(settings)
@@ -233,7 +236,8 @@ def job_watermarks(settings) -> dict[str, int]:
         for name, marker in (("web", "sink_raw_web_events"), ("orders", "sink_raw_purchase_events")):
             if v["name"].startswith("Deduplicate") and marker in v["name"]:
                 marks = requests.get(f"{url}/jobs/{job['jid']}/vertices/{v['id']}/watermarks", timeout=5).json()
-                out[name] = min(int(m["value"]) for m in marks)
+                # a freshly (re)started job reports no watermark metric until its first refresh
+                out[name] = min((int(m["value"]) for m in marks), default=NO_WATERMARK)
     return out
 
 
@@ -544,7 +548,7 @@ def test_pipeline_output_equals_the_ledgers(job, tmp_path):
     # (the REST metrics are refreshed every ~10 s, and a job restarted recently starts from no watermark)
     live_start = live.min_event_ms
     deadline = time.monotonic() + 90
-    while min((marks := job_watermarks(settings)).values()) < live_start:
+    while min((marks := job_watermarks(settings)).values(), default=NO_WATERMARK) < live_start:
         assert time.monotonic() < deadline, f"job watermark {marks} still before this run's events ({live_start})"
         time.sleep(2)
     past = r.events(mode="backfill", start=past_start, days=3, count=500,
