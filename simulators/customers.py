@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from simulators import catalog
-from simulators.population import DAY_MS, Population, default_start, ms_to_datetime
+from simulators.population import DAY_MS, Population, ms_to_datetime, time_window
 from simulators.population import build as build_population
 from simulators.progress import ProgressView
 from simulators.rng import stream
@@ -58,11 +58,7 @@ class CustomerConfig:
     write_ground_truth: bool = True
 
     def window(self) -> tuple[int, int]:
-        start = self.start or default_start(int(self.days))
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=dt.timezone.utc)
-        start_ms = int(start.timestamp() * 1000)
-        return start_ms, start_ms + int(self.days * DAY_MS)
+        return time_window(self.start, self.days)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

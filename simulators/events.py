@@ -41,7 +41,7 @@ import orjson
 
 from simulators import catalog
 from simulators.ledger import EventLedger
-from simulators.population import DAY_MS, Population, default_start
+from simulators.population import DAY_MS, Population, time_window
 from simulators.population import build as build_population
 from simulators.rng import Picker, geometric, poisson, stream, uuid4_from
 
@@ -109,11 +109,7 @@ class EventConfig:
         return 0.0
 
     def window(self) -> tuple[int, int]:
-        start = self.start or default_start(int(self.days))
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=dt.timezone.utc)
-        start_ms = int(start.timestamp() * 1000)
-        return start_ms, start_ms + int(self.days * DAY_MS)
+        return time_window(self.start, self.days)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

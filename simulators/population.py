@@ -74,6 +74,15 @@ def default_start(days: int, now: dt.datetime | None = None) -> dt.datetime:
     return midnight - dt.timedelta(days=days)
 
 
+def time_window(start: dt.datetime | None, days: float) -> tuple[int, int]:
+    """The simulated history as epoch-ms [start, end); a naive start is taken as UTC."""
+    start = start or default_start(int(days))
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=dt.timezone.utc)
+    start_ms = int(start.timestamp() * 1000)
+    return start_ms, start_ms + int(days * DAY_MS)
+
+
 @dataclass
 class Population:
     seed: int
