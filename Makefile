@@ -142,3 +142,17 @@ test-spark: setup ## Iceberg round trip and the segmentation job end to end (spa
 
 batch_ml: setup ## customer_features (ClickHouse) -> Iceberg -> Spark K-Means -> segments in Iceberg + ClickHouse ml.* (ML_ARGS="...")
 	@$(SPARK_PY) -m spark_ml run $(ML_ARGS)
+
+# ---- notebooks (notebooks/): JupyterLab with the spark venv's kernel; the batch path by hand
+NOTEBOOK_PORT ?= 8888
+.PHONY: notebook batch
+
+notebook: setup ## JupyterLab on http://127.0.0.1:8888 with the spark venv (notebooks/; token = JUPYTER_TOKEN in .env)
+	@JUPYTER_TOKEN="$${JUPYTER_TOKEN:-$$(sed -n 's/^JUPYTER_TOKEN=//p' .env | tail -n 1)}"; export JUPYTER_TOKEN; \
+	[ -n "$$JUPYTER_TOKEN" ] || { echo "error: JUPYTER_TOKEN is not set; run make setup" >&2; exit 1; }; \
+	exec .tools/venvs/spark/bin/jupyter-lab --no-browser --ip 127.0.0.1 --port $(NOTEBOOK_PORT) --notebook-dir notebooks \
+		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
+batch: ## the batch path by hand: dbt_build, then batch_ml (DBT_ARGS="...", ML_ARGS="..." as for those)
+	@$(MAKE) --no-print-directory dbt_build
+	@$(MAKE) --no-print-directory batch_ml
