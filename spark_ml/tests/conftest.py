@@ -8,6 +8,7 @@ the main environment's python). Everything the tests write is isolated: Iceberg 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -48,45 +49,52 @@ def services():
         subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "stack", "down"], cwd=REPO, timeout=300)
 
 
-@pytest.fixture(scope="session")
-def isolated(services):
-    """Point spark_ml at test-only Iceberg namespaces, a ClickHouse database and a MinIO prefix."""
+@contextlib.contextmanager
+def isolated_lake(minio_bucket: str, tag: str = ""):
+    """Point spark_ml at test-only Iceberg namespaces, a ClickHouse database and a MinIO prefix,
+    and remove them (and restore the module settings) afterwards."""
     from spark_ml import lake, load
 
     uid = uuid.uuid4().hex[:8]
     saved = {name: getattr(lake, name) for name in ("FEATURES_TABLE", "SEGMENTS_TABLE", "PROFILES_TABLE", "MODELS_PREFIX")}
     saved_ch = {name: getattr(load, name) for name in ("SEGMENTS", "PROFILES", "RUNS")}
-    lake.FEATURES_TABLE = f"test_{uid}_marts.customer_features"
-    lake.SEGMENTS_TABLE = f"test_{uid}_ml.customer_segments"
-    lake.PROFILES_TABLE = f"test_{uid}_ml.segment_profiles"
-    lake.MODELS_PREFIX = f"tests/{uid}/models/segmentation"
-    db = f"ml_test_{uid}"
+    marts, ml, db = f"test_{uid}{tag}_marts", f"test_{uid}{tag}_ml", f"ml_test_{uid}{tag}"
+    lake.FEATURES_TABLE, lake.SEGMENTS_TABLE = f"{marts}.customer_features", f"{ml}.customer_segments"
+    lake.PROFILES_TABLE, lake.MODELS_PREFIX = f"{ml}.segment_profiles", f"tests/{uid}/models/segmentation"
     load.SEGMENTS, load.PROFILES, load.RUNS = (f"{db}.customer_segments", f"{db}.segment_profiles",
                                                f"{db}.segmentation_runs")
     ch = lake.clickhouse()
-    ch.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    up = MIGRATION.read_text().split("-- +goose Down")[0].replace("ml.", f"{db}.")
-    for stmt in up.split(";"):
-        body = "\n".join(line for line in stmt.splitlines() if not line.strip().startswith("--")).strip()
-        if body:
-            ch.command(body)
-    yield {"uid": uid, "clickhouse_db": db}
-    ch.command(f"DROP DATABASE IF EXISTS {db}")
-    cat = lake.catalog()
-    for ns in (f"test_{uid}_marts", f"test_{uid}_ml"):
-        try:
-            for ident in cat.list_tables(ns):
-                cat.purge_table(ident)
-            cat.drop_namespace(ns)
-        except Exception:  # noqa: BLE001 (best-effort cleanup)
-            pass
-    client, bucket = lake.minio(), services["MINIO_BUCKET"]
-    for obj in client.list_objects(bucket, prefix=f"tests/{uid}/", recursive=True):
-        client.remove_object(bucket, obj.object_name)
-    for name, value in saved.items():
-        setattr(lake, name, value)
-    for name, value in saved_ch.items():
-        setattr(load, name, value)
+    try:
+        ch.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+        for stmt in MIGRATION.read_text().split("-- +goose Down")[0].replace("ml.", f"{db}.").split(";"):
+            body = "\n".join(line for line in stmt.splitlines() if not line.strip().startswith("--")).strip()
+            if body:
+                ch.command(body)
+        yield {"uid": uid, "clickhouse_db": db}
+    finally:
+        ch.command(f"DROP DATABASE IF EXISTS {db}")
+        cat = lake.catalog()
+        for ns in (marts, ml):
+            try:
+                for ident in cat.list_tables(ns):
+                    cat.purge_table(ident)
+                cat.drop_namespace(ns)
+            except Exception:  # noqa: BLE001 (best-effort cleanup)
+                pass
+        client = lake.minio()
+        for obj in client.list_objects(minio_bucket, prefix=f"tests/{uid}/", recursive=True):
+            client.remove_object(minio_bucket, obj.object_name)
+        for name, value in saved.items():
+            setattr(lake, name, value)
+        for name, value in saved_ch.items():
+            setattr(load, name, value)
+
+
+@pytest.fixture(scope="session")
+def isolated(services):
+    """The session's isolated lake (see isolated_lake)."""
+    with isolated_lake(services["MINIO_BUCKET"]) as names:
+        yield names
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 
 import pyarrow.compute as pc
 import pytest
 
 from spark_ml import export, features, lake, load, segmentation
-from spark_ml.tests.conftest import MIGRATION
+from spark_ml.tests.conftest import isolated_lake
 from stack.config import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -28,21 +27,8 @@ PLOTS = ["segment_sizes", "profile_heatmap", "rfm_scatter", "migration", "churn"
 
 @pytest.fixture(scope="module")
 def notebook_data(services, spark, tmp_path_factory):
-    uid = uuid.uuid4().hex[:8]
-    saved = {name: getattr(lake, name) for name in ("FEATURES_TABLE", "SEGMENTS_TABLE", "PROFILES_TABLE", "MODELS_PREFIX")}
-    saved_ch = {name: getattr(load, name) for name in ("SEGMENTS", "PROFILES", "RUNS")}
-    marts, ml, db = f"test_{uid}_nb_marts", f"test_{uid}_nb_ml", f"ml_test_{uid}_nb"
-    lake.FEATURES_TABLE, lake.SEGMENTS_TABLE = f"{marts}.customer_features", f"{ml}.customer_segments"
-    lake.PROFILES_TABLE, lake.MODELS_PREFIX = f"{ml}.segment_profiles", f"tests/{uid}/models/segmentation"
-    load.SEGMENTS, load.PROFILES, load.RUNS = (f"{db}.customer_segments", f"{db}.segment_profiles",
-                                               f"{db}.segmentation_runs")
-    ch = lake.clickhouse()
-    try:
-        ch.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-        for stmt in MIGRATION.read_text().split("-- +goose Down")[0].replace("ml.", f"{db}.").split(";"):
-            body = "\n".join(line for line in stmt.splitlines() if not line.strip().startswith("--")).strip()
-            if body:
-                ch.command(body)
+    with isolated_lake(services["MINIO_BUCKET"], tag="_nb") as names:
+        db = names["clickhouse_db"]
         tmp = tmp_path_factory.mktemp("nb")
         runs = []
         # run 1: N customers; run 2: a day later, behaviour drifted, KEPT of the same customers
@@ -61,23 +47,6 @@ def notebook_data(services, spark, tmp_path_factory):
             load.load(run_id=m["run_id"])
             runs.append({"run_id": m["run_id"], "k": m["k"], "customers": m["customers"], "ids": set(ids)})
         yield {"db": db, "segments_table": lake.SEGMENTS_TABLE, "features_table": lake.FEATURES_TABLE, "runs": runs}
-    finally:
-        ch.command(f"DROP DATABASE IF EXISTS {db}")
-        cat = lake.catalog()
-        for ns in (marts, ml):
-            try:
-                for ident in cat.list_tables(ns):
-                    cat.purge_table(ident)
-                cat.drop_namespace(ns)
-            except Exception:  # noqa: BLE001 (best-effort cleanup)
-                pass
-        client, bucket = lake.minio(), services["MINIO_BUCKET"]
-        for obj in client.list_objects(bucket, prefix=f"tests/{uid}/", recursive=True):
-            client.remove_object(bucket, obj.object_name)
-        for name, value in saved.items():
-            setattr(lake, name, value)
-        for name, value in saved_ch.items():
-            setattr(load, name, value)
 
 
 @pytest.fixture(scope="module")
