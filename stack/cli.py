@@ -26,7 +26,8 @@ def cmd_up(args) -> int:
     settings = config.load()
     every, chosen = _services(settings, args.services)
     lifecycle.up(settings, chosen, every)
-    return 0 if lifecycle.status(settings, every) else 1
+    # `up kafka` succeeds when kafka and what it needs are healthy, whatever else is stopped
+    return 0 if lifecycle.status(settings, every, required=chosen) else 1
 
 
 def cmd_down(args) -> int:

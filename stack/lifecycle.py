@@ -108,13 +108,15 @@ def rows(settings: Settings, services: list[Service]) -> list[Row]:
     return result
 
 
-def status(settings: Settings, services: list[Service]) -> bool:
+def status(settings: Settings, services: list[Service], required: list[Service] | None = None) -> bool:
+    """Print every service's row; True when the `required` ones (default: all) are healthy."""
     table = Table(title="platform services")
     for column in ("service", "state", "pid", "port", "health", "memory", "url / address", "details"):
         table.add_column(column)
+    must = {svc.name for svc in (services if required is None else required)}
     all_ok = True
     for row in rows(settings, services):
-        all_ok &= row.healthy
+        all_ok &= row.healthy or row.name not in must
         health = "[green]healthy[/]" if row.healthy else ("[red]unhealthy[/]" if row.state in ("RUNNING", "STARTING") else "-")
         memory = f"{row.rss_mib:.0f} MiB" if row.rss_mib is not None else "-"
         table.add_row(row.name, row.state, str(row.pid or "-"), str(row.port), health, memory, row.url, row.details)
