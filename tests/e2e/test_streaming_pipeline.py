@@ -67,6 +67,7 @@ from stack import clickhouse, flink
 from stack.supervisor import Supervisor
 from tests.conftest import run_stack
 from tests.integration.test_cdc import mirror_rows, pg_rows, sink_health
+from tests.support import waiting
 
 pytestmark = pytest.mark.e2e
 
@@ -179,16 +180,9 @@ def end_offsets(settings, topic: str) -> dict[int, int]:
 
 
 # -- waiting ---------------------------------------------------------------------------------------
-def wait_for(fetch, expected, timeout: float = WAIT, settle: float = 2.0):
-    """Poll until fetch() == expected, then read once more after `settle` s (stable); returns the last read."""
-    deadline, got = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        got = fetch()
-        if got == expected:
-            time.sleep(settle)
-            return fetch()
-        time.sleep(1)
-    return got
+def wait_for(fetch, expected, timeout: float = WAIT):
+    """Until fetch() == expected, then once more 2 s later (stable); returns the last read."""
+    return waiting.wait_for(fetch, expected, timeout, settle=2.0, interval=1.0)
 
 
 def wait_flink_consumed(settings, sink: TaggingSink, timeout: float = WAIT) -> float:

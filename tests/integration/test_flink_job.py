@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from stack import flink
 from stack.supervisor import Supervisor
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -73,16 +74,6 @@ def web_event(run: str, n: int, ts_ms: int, event_type: str, session: str, custo
 def minute(ts_ms: int) -> datetime:
     t = datetime.fromtimestamp(ts_ms / 1000, timezone.utc)
     return t.replace(second=0, microsecond=0)
-
-
-def wait_for(fetch, expected, timeout: float = WAIT):
-    deadline, got = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        got = fetch()
-        if got == expected:
-            return got
-        time.sleep(0.5)
-    return got
 
 
 def test_raw_rows_aggregates_late_events_and_dead_letters(job, pg):
