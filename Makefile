@@ -75,7 +75,7 @@ lock: $(VENV)/.synced ## recompile requirements/*.lock from the .in files after 
 # (throughput benchmark: make bench b=simulator_throughput)
 ARGS ?=
 SIM := $(PY) -m simulators
-.PHONY: generate_customers generate_web_events generate_streaming_purchases generate_all
+.PHONY: generate_customers generate_web_events generate_streaming_purchases generate_all generate_demo wait_for_pipeline demo_summary
 
 generate_customers: $(VENV)/.synced ## customer master data into Postgres crm.customers, with updates/deletes (ARGS="...")
 	@$(SIM) customers $(ARGS)
@@ -88,6 +88,15 @@ generate_streaming_purchases: $(VENV)/.synced ## live purchase events into Kafka
 
 generate_all: $(VENV)/.synced ## customers, then 120 days of web + purchase history of the same population (ARGS="...")
 	@$(SIM) all $(ARGS)
+
+generate_demo: $(VENV)/.synced ## the demo's data: generate_all with its preset (400 customers, 60 days, fixed seed; ~2.5 min to drain)
+	@$(SIM) demo $(ARGS)
+
+wait_for_pipeline: $(VENV)/.synced ## wait until raw.* and the ClickHouse mirror hold exactly what the last run sent (ARGS="--run-id ...")
+	@$(SIM) wait-for-pipeline $(ARGS)
+
+demo_summary: $(VENV)/.synced ## events sent by the last run, and the latest segments with churn rates (ClickHouse ml.*_latest)
+	@$(SIM) summary $(ARGS)
 
 # ---- Flink streaming job (flink_jobs/, stack/flink.py): its own virtualenv .tools/venvs/flink
 FLINK_PY := .tools/venvs/flink/bin/python

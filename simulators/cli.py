@@ -9,6 +9,12 @@ from pathlib import Path
 from stack.errors import StackError
 
 
+# The demo's data (`python -m simulators demo`, `make generate_demo`; tests/e2e/test_batch_pipeline.py):
+# ~65k events, which the Flink job (~400-550 events/s) and CDC take about 2.5 minutes to drain here,
+# enough history (60 days) for the churners to have gone quiet by the end of it.
+DEMO_CUSTOMERS, DEMO_DAYS, DEMO_SEED = 400, 60, 5101
+
+
 def _date(value: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -132,6 +138,25 @@ def cmd_all(args) -> int:
     return 0
 
 
+def cmd_wait(args) -> int:
+    from simulators import pipeline
+    from stack import config
+    settings = config.load()
+    runs = args.run_id or pipeline.default_runs(settings)
+    print(f"waiting for runs {', '.join(runs)} (stream: Kafka → Flink → PostgreSQL raw.*; cdc: → ClickHouse cdc.*)")
+    out = pipeline.wait(settings, runs, timeout=args.timeout, stall=args.stall, progress=None if args.quiet else print)
+    print(f"caught up in {out['seconds']:.1f}s (stream {out['stream_s']}s, cdc {out['cdc_s']}s): "
+          + ", ".join(f"{c['table']} {c['got']:,}" for c in out["checks"]))
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from simulators import summary
+    from stack import config
+    print(summary.render(summary.collect(config.load(), args.run_id)))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m simulators", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -147,6 +172,22 @@ def parser() -> argparse.ArgumentParser:
     _population_options(a)
     _event_options(a)
     a.set_defaults(func=cmd_all)
+    d = sub.add_parser("demo", help=f"`all` with the demo's preset: {DEMO_CUSTOMERS} customers, {DEMO_DAYS} days, "
+                                    f"seed {DEMO_SEED} (options as for all)")
+    _population_options(d)
+    _event_options(d)
+    d.set_defaults(func=cmd_all, customers=DEMO_CUSTOMERS, days=DEMO_DAYS, seed=DEMO_SEED)
+    w = sub.add_parser("wait-for-pipeline",
+                       help="wait until PostgreSQL raw.*/crm and the ClickHouse mirror hold exactly what runs sent")
+    w.add_argument("--run-id", action="append", default=None,
+                   help="ledger run id (repeatable; default: the newest events run and its population's customers run)")
+    w.add_argument("--timeout", type=float, default=900, help="give up after this many seconds (default 900)")
+    w.add_argument("--stall", type=float, default=120, help="give up after this long without progress (default 120)")
+    w.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    w.set_defaults(func=cmd_wait)
+    m = sub.add_parser("summary", help="what a run sent and the latest customer segments (ClickHouse ml.*_latest)")
+    m.add_argument("--run-id", default=None, help="events ledger run id (default: the newest)")
+    m.set_defaults(func=cmd_summary)
     return p
 
 

@@ -123,10 +123,13 @@ class EventConfig:
 class Generator:
     """Turns a population into time-ordered records; knows nothing about sinks or the clock's pace."""
 
-    def __init__(self, population: Population, seed: int):
+    def __init__(self, population: Population, seed: int, id_prefix: str = "C"):
         self.customers = population.customers
         self.rng = stream(seed, "sessions")
-        self.ids = stream(seed, "ids")
+        # event/session/order ids also depend on the customer id prefix: two populations with the same
+        # seed (e.g. a test's and the demo's) must not send the same ids, which the job deduplicates
+        # and the raw tables upsert by
+        self.ids = stream(seed, f"ids:{id_prefix}")
         self.heap: list[tuple] = []   # (time_ms, seq, kind, record, key, total_cents, n_items)
         self.seq = 0
         self.sessions = 0

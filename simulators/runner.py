@@ -199,7 +199,7 @@ def run(config: EventConfig | None = None, *, sink=None, population: Population 
     else:
         total = cfg.duration
     view = ProgressView(f"{cfg.mode} {'+'.join(cfg.streams)}", total, cfg.quiet)
-    gen = Generator(pop, cfg.seed)
+    gen = Generator(pop, cfg.seed, cfg.id_prefix)
     em = _Emitter(cfg, gen, sink, ledger, view, total)
     # The records, heaps and ledger hold millions of small containers but no reference cycles:
     # the cyclic GC would only re-scan them over and over (it costs ~40% of the throughput).

@@ -5,6 +5,10 @@
   segment  Spark ML K-Means on the newest snapshot_date → Iceberg lakehouse.ml.* + model in MinIO
   load     the newest (or --run-id) segmentation run from Iceberg → ClickHouse ml.*
   run      export → segment → load
+  drop-scope  remove everything a --scope run wrote (Iceberg namespaces, ClickHouse database, MinIO prefix)
+
+--scope NAME writes to a separate namespace set (spark_ml/scope.py) instead of the platform's tables;
+--customer-prefix P exports only one simulated population's customers (ids P0000001 ...).
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ def _export(args) -> dict:
         out = export.export(source=f"synthetic(n={args.synthetic}, seed={args.seed})", data=data)
         out["ground_truth"] = str(path)
         return out
-    return export.export(source=args.source)
+    return export.export(source=args.source, customer_prefix=args.customer_prefix)
 
 
 def _segment(args) -> dict:
@@ -36,7 +40,8 @@ def _segment(args) -> dict:
     if truth is None and lake.default_ground_truth().exists():
         truth = str(lake.default_ground_truth())
     cfg = segmentation.Config(k_min=args.k_min, k_max=args.k_max, seed=args.seed, ground_truth=truth,
-                              snapshot_date=args.snapshot_date, sklearn_sample=args.sklearn_sample)
+                              snapshot_date=args.snapshot_date, sklearn_sample=args.sklearn_sample,
+                              search_sample=args.search_sample)
     spark = lake.spark_session("spark_ml.segment")
     try:
         metrics = segmentation.run(spark, cfg)
@@ -57,8 +62,12 @@ def _load(args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m spark_ml", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["export", "segment", "load", "run"])
+    parser.add_argument("command", choices=["export", "segment", "load", "run", "drop-scope"])
     parser.add_argument("--source", default="analytics.customer_features", help="ClickHouse table to export")
+    parser.add_argument("--customer-prefix", default=None, metavar="P",
+                        help="export only customers with ids P<digits> (one simulated population)")
+    parser.add_argument("--scope", default=None, metavar="NAME",
+                        help="write to scope NAME's own Iceberg namespaces, ClickHouse database and MinIO prefix")
     parser.add_argument("--synthetic", type=int, default=0, metavar="N",
                         help="export N generated customers instead of the ClickHouse mart")
     parser.add_argument("--seed", type=int, default=42)
@@ -68,11 +77,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k-min", type=int, default=3)
     parser.add_argument("--k-max", type=int, default=8)
     parser.add_argument("--sklearn-sample", type=int, default=10_000)
+    parser.add_argument("--search-sample", type=int, default=50_000,
+                        help="k search on a sample of about this many customers, then one fit on all (0 = all)")
     parser.add_argument("--run-id", default=None, help="run to load (default: the newest)")
     parser.add_argument("--keep-runs", type=int, default=10, help="runs kept in ClickHouse")
     args = parser.parse_args(argv)
     steps = {"export": [_export], "segment": [_segment], "load": [_load], "run": [_export, _segment, _load]}
     try:
+        if args.command == "drop-scope":
+            from spark_ml import scope
+            if not args.scope:
+                raise ValueError("drop-scope needs --scope NAME")
+            scope.drop(args.scope)
+            print(f"drop-scope: removed scope {args.scope}")
+            return 0
+        if args.scope:
+            from spark_ml import scope
+            print(f"scope: {json.dumps(scope.apply(args.scope))}", flush=True)
         for step in steps[args.command]:
             result = step(args)
             print(f"{step.__name__[1:]}: {json.dumps(result, default=str)}", flush=True)

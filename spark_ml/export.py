@@ -12,6 +12,7 @@ count and an export id, so time travel to any export is a snapshot id away.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 import uuid
 
@@ -26,8 +27,9 @@ class ExportError(RuntimeError):
     pass
 
 
-def read_clickhouse(source: str = DEFAULT_SOURCE, client=None) -> pa.Table:
-    """The mart from ClickHouse as Arrow, conformed to the contract (ContractError if it is not)."""
+def read_clickhouse(source: str = DEFAULT_SOURCE, client=None, customer_prefix: str | None = None) -> pa.Table:
+    """The mart from ClickHouse as Arrow, conformed to the contract (ContractError if it is not).
+    customer_prefix: only the customers of one simulated population (ids `<prefix><digits>`)."""
     ch = client or lake.clickhouse()
     db, _, name = source.rpartition(".")
     exists = ch.command(f"EXISTS TABLE {source}")
@@ -42,7 +44,10 @@ def read_clickhouse(source: str = DEFAULT_SOURCE, client=None) -> pa.Table:
         raise features.ContractError(f"{source} lacks column(s) {', '.join(missing)} of the customer_features "
                                      f"contract (spark_ml/features.py, docs/customer_features.md)")
     select = ", ".join(f"`{c}`" for c in features.COLUMN_NAMES)
-    table = ch.query_arrow(f"SELECT {select} FROM {source}",
+    where, params = "", {}
+    if customer_prefix:
+        where, params = " WHERE match(customer_id, {p:String})", {"p": "^" + re.escape(customer_prefix) + "[0-9]+$"}
+    table = ch.query_arrow(f"SELECT {select} FROM {source}{where}", parameters=params,
                            settings={"output_format_arrow_string_as_string": 1})
     return features.conform(table, source)
 
@@ -88,18 +93,21 @@ def commit(table, data: pa.Table, properties: dict[str, str]) -> int:
     return table.current_snapshot().snapshot_id
 
 
-def export(source: str = DEFAULT_SOURCE, data: pa.Table | None = None, catalog=None) -> dict:
+def export(source: str = DEFAULT_SOURCE, data: pa.Table | None = None, catalog=None,
+           customer_prefix: str | None = None) -> dict:
     """Export the mart (or `data`, already conformed) into Iceberg. Returns what was committed."""
     t0 = time.perf_counter()
-    data = read_clickhouse(source) if data is None else features.conform(data, source)
+    data = read_clickhouse(source, customer_prefix=customer_prefix) if data is None else features.conform(data, source)
     t_read = time.perf_counter() - t0
     if data.num_rows == 0:
-        raise ExportError(f"{source} is empty; nothing to export")
+        raise ExportError(f"{source} is empty{f' for customer prefix {customer_prefix}' if customer_prefix else ''}; "
+                          "nothing to export")
     catalog = catalog or lake.catalog()
     table = ensure_table(catalog)
     export_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     dates = sorted(d.isoformat() for d in data.column("snapshot_date").unique().to_pylist())
     snapshot_id = commit(table, data, {"export-id": export_id, "export-source": source,
+                                       "export-customer-prefix": customer_prefix or "",
                                        "export-rows": str(data.num_rows), "export-snapshot-dates": ",".join(dates)})
     return {"export_id": export_id, "table": f"{lake.CATALOG}.{lake.FEATURES_TABLE}", "source": source,
             "rows": data.num_rows, "snapshot_dates": dates, "snapshot_id": snapshot_id,

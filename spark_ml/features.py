@@ -69,6 +69,11 @@ CLUSTER_FEATURES: tuple[str, ...] = (
 # Capped before scaling: tenure separates new customers from the rest; beyond a year it says little
 # about behaviour, and its wide spread among established customers would only blur the clusters.
 CAPS: dict[str, float] = {"tenure_days": 365}
+# Clustered only where the customer has a completed order (NULL otherwise, then imputed by the median):
+# without one the mart falls back to tenure_days, so K-Means would see tenure twice and split old from
+# young non-buyers instead of active from lapsed customers (on simulator data, where most customers
+# have no order in the window, the churners then did not get a segment of their own).
+BUYERS_ONLY: frozenset[str] = frozenset({"recency_days"})
 # Heavy-tailed counts and amounts are clustered as log1p(x): otherwise a few big spenders dominate.
 LOG_FEATURES: frozenset[str] = frozenset({
     "recency_days", "frequency", "monetary", "sessions_30d", "orders_90d", "avg_order_value", "days_since_last_login",

@@ -49,6 +49,21 @@ def test_k_search_quality_and_sklearn_baseline(first):
     assert sk["adjusted_rand_index"] > 0.3  # k-means optima differ; the silhouettes are what must agree
 
 
+def test_k_search_on_a_sample_then_one_fit_on_every_customer(spark, first):
+    """Above Config.search_sample customers the k search runs on a seeded sample (choose_k); the
+    chosen k is then fitted on all rows. Here: a 3k sample of the same 10k customers."""
+    df, _ = segmentation.load_features(spark)
+    X = segmentation._prep_pipeline().fit(df).transform(df).select("customer_id", "features").cache()
+    cfg = segmentation.Config(k_min=3, k_max=8, seed=42, search_sample=3_000)
+    k, curve, model, search = segmentation.choose_k(X, N, cfg)
+    assert search["sampled"] and 2_500 <= search["rows"] <= 3_500
+    assert [row["k"] for row in curve] == list(range(3, 9))
+    assert k == first["k"]                                  # the sample's silhouette curve picks the same k
+    assert len(model.clusterCenters()) == k and sum(model.summary.clusterSizes) == N   # fitted on every row
+    assert search["silhouette"] == pytest.approx(first["silhouette"], abs=0.02)
+    X.unpersist()
+
+
 def test_churn_is_concentrated_in_at_risk_and_hibernating(first):
     churn = first["churn"]
     assert churn["with_ground_truth"] == N

@@ -1,0 +1,61 @@
+"""What the demo prints at the end (`python -m simulators summary`): what a simulator run sent
+(its ledger) and the customer segments the platform found (ClickHouse ml.*_latest, read-only user),
+each segment's churn rate against the simulator's hidden ground truth and its ratio to the overall rate.
+"""
+from __future__ import annotations
+
+from simulators import pipeline
+
+CHURNY = ("at risk", "hibernating")   # the segment names the churn check is about (spark_ml.segmentation)
+
+
+def collect(settings, run_id: str | None = None) -> dict:
+    from stack import clickhouse
+
+    runs = [run_id] if run_id else [r for r in pipeline.default_runs(settings) if "-events-" in r]
+    events = pipeline.read_summary(settings, runs[0]) if runs else None
+    ch = clickhouse.client(settings, "CLICKHOUSE_BI_USER", "CLICKHOUSE_BI_PASSWORD")
+    latest = ch.query("SELECT run_id, snapshot_date, customers, k, silhouette, overall_churn_rate "
+                      "FROM ml.segmentation_runs FINAL ORDER BY run_id DESC LIMIT 1").result_rows
+    segments = ch.query("SELECT segment_id, segment_name, size, share, churn_rate FROM ml.segment_profiles_latest "
+                        "ORDER BY segment_id").result_rows
+    run = dict(zip(("run_id", "snapshot_date", "customers", "k", "silhouette", "overall_churn_rate"), latest[0])) \
+        if latest else None
+    overall = run and run["overall_churn_rate"]
+    return {
+        "events": events,
+        "segmentation": run,
+        "segments": [{"segment_id": sid, "segment_name": name, "size": size, "share": share, "churn_rate": rate,
+                      "ratio": round(rate / overall, 2) if rate is not None and overall else None}
+                     for sid, name, size, share, rate in segments],
+    }
+
+
+def render(s: dict) -> str:
+    lines = []
+    ev = s["events"]
+    if ev:
+        cfg, w, p = ev["config"], ev["topics"]["web_events"], ev["topics"]["purchase_events"]
+        lines.append(f"simulator run {ev['run_id']}: {cfg['customers']:,} customers (prefix {cfg['id_prefix']}, "
+                     f"seed {cfg['seed']}), {cfg['days']:g} days from {cfg['start'][:10]}")
+        lines.append(f"  events sent {ev['messages']:,}: web_events {w['valid']:,} valid, purchase_events "
+                     f"{p['valid']:,} valid ({ev['purchase_events']['orders']:,} orders, revenue "
+                     f"{ev['purchase_events']['revenue']}); {w['duplicates'] + p['duplicates']:,} duplicates, "
+                     f"{w['malformed'] + p['malformed']:,} malformed")
+    else:
+        lines.append("no simulator run found (make generate_all)")
+    run = s["segmentation"]
+    if not run:
+        lines.append("no segmentation run in ClickHouse ml.segmentation_runs yet (make batch)")
+        return "\n".join(lines)
+    overall = run["overall_churn_rate"]
+    lines.append(f"segmentation run {run['run_id']}: {run['customers']:,} customers, snapshot {run['snapshot_date']}, "
+                 f"k={run['k']}, silhouette {run['silhouette']:.3f}, overall churn "
+                 + (f"{overall:.1%}" if overall is not None else "n/a (no ground truth)"))
+    lines.append(f"  {'id':>2}  {'segment':<22}{'customers':>10}{'share':>8}{'churn':>8}{'× overall':>11}")
+    for seg in s["segments"]:
+        churn = "" if seg["churn_rate"] is None else f"{seg['churn_rate']:.1%}"
+        ratio = "" if seg["ratio"] is None else f"{seg['ratio']:.2f}"
+        lines.append(f"  {seg['segment_id']:>2}  {seg['segment_name']:<22}{seg['size']:>10,}{seg['share']:>8.1%}"
+                     f"{churn:>8}{ratio:>11}")
+    return "\n".join(lines)

@@ -1,0 +1,61 @@
+"""A named scope for spark_ml: its own Iceberg namespaces, ClickHouse database and MinIO prefix.
+
+`python -m spark_ml run --scope NAME` (and the tests) write to `<NAME>_marts.customer_features`,
+`<NAME>_ml.*` in the Iceberg catalog, ClickHouse `ml_<NAME>.*` (the same DDL as `ml.*`, from the
+migration) and `s3://<bucket>/scopes/<NAME>/models/segmentation`, so a test run never replaces the
+platform's feature snapshot or becomes what dashboards read from `ml.*_latest`.
+`python -m spark_ml drop-scope --scope NAME` removes all of it.
+"""
+from __future__ import annotations
+
+import re
+
+from spark_ml import lake, load
+from stack.config import REPO
+
+MIGRATION = REPO / "sql" / "clickhouse" / "migrations" / "00003_ml_segments.sql"
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+
+
+def names(scope: str) -> dict[str, str]:
+    if not NAME.match(scope):
+        raise ValueError(f"scope {scope!r} must be lower-case letters, digits and _ (starting with a letter)")
+    return {"marts": f"{scope}_marts", "ml": f"{scope}_ml", "clickhouse_db": f"ml_{scope}",
+            "minio_prefix": f"scopes/{scope}/"}
+
+
+def apply(scope: str) -> dict[str, str]:
+    """Point spark_ml (lake.*, load.*) at the scope and create its ClickHouse tables. Returns its names."""
+    n = names(scope)
+    lake.FEATURES_TABLE = f"{n['marts']}.customer_features"
+    lake.SEGMENTS_TABLE, lake.PROFILES_TABLE = f"{n['ml']}.customer_segments", f"{n['ml']}.segment_profiles"
+    lake.MODELS_PREFIX = f"{n['minio_prefix']}models/segmentation"
+    db = n["clickhouse_db"]
+    load.SEGMENTS, load.PROFILES, load.RUNS = f"{db}.customer_segments", f"{db}.segment_profiles", f"{db}.segmentation_runs"
+    ch = lake.clickhouse()
+    ch.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    for stmt in MIGRATION.read_text().split("-- +goose Down")[0].replace("ml.", f"{db}.").split(";"):
+        body = "\n".join(line for line in stmt.splitlines() if not line.strip().startswith("--")).strip()
+        if body:
+            ch.command(body)
+    return n
+
+
+def drop(scope: str) -> None:
+    """Remove the scope's ClickHouse database, Iceberg tables and namespaces, and MinIO objects."""
+    n = names(scope)
+    lake.clickhouse().command(f"DROP DATABASE IF EXISTS {n['clickhouse_db']}")
+    from pyiceberg.exceptions import NoSuchNamespaceError
+
+    cat = lake.catalog()
+    for ns in (n["marts"], n["ml"]):
+        try:
+            for ident in cat.list_tables(ns):
+                cat.purge_table(ident)
+            cat.drop_namespace(ns)
+        except NoSuchNamespaceError:   # never created (nothing was written to it)
+            pass
+    s = lake.settings()
+    client = lake.minio(s)
+    for obj in client.list_objects(s["MINIO_BUCKET"], prefix=n["minio_prefix"], recursive=True):
+        client.remove_object(s["MINIO_BUCKET"], obj.object_name)

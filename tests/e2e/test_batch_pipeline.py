@@ -1,0 +1,150 @@
+"""The batch path on simulator data, end to end, checked against the simulator's ledger and hidden churn truth:
+
+  customers (PostgreSQL crm) + 60 days of events (Kafka) ─► Flink ─► raw.* ─► Debezium ─► ClickHouse cdc.*
+  ─► dbt build (the project, into this test's own schema) ─► customer_features
+  ─► python -m spark_ml run (spark venv): Iceberg export → K-Means → segments in Iceberg + ClickHouse
+
+What it asserts:
+* raw.* and crm.customers in PostgreSQL and the cdc.* mirror hold exactly the ledger's valid records and
+  final customer rows (simulators.pipeline.wait, the same wait `make demo` uses);
+* customer_features has exactly one row per surviving (not deleted) customer of the population;
+* the run's churn rate per segment equals the rate recomputed here from the ground truth CSV and the
+  segment assignment, and the at-risk/hibernating segments churn at least twice as often as everyone.
+
+Isolation: a fresh customer id prefix (the simulators salt event ids with it, so the fixed seed does not
+collide with other runs of the same population), dbt's target schema `dbt_e2e_<key>` (dropped afterwards)
+and the spark_ml scope `e2e_<key>` (its own Iceberg namespaces, ClickHouse database and MinIO prefix,
+dropped afterwards). The population is the demo's preset (DEMO_*), so its behaviour is fixed; the k chosen
+may still differ between prefixes (Spark partitions by customer_id, which seeds k-means||): runs here
+chose k=4 and k=7, and the check held for both.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from simulators import pipeline, run, run_customers
+from simulators.cli import DEMO_CUSTOMERS, DEMO_DAYS, DEMO_SEED
+from stack import clickhouse, flink
+from stack.config import REPO
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+SPARK_PY = REPO / ".tools" / "venvs" / "spark" / "bin" / "python"
+CHURNY = ("at risk", "hibernating")
+
+
+def _run(cmd: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, **kwargs)
+    assert result.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{result.stdout[-4000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def batch(stack_up, tmp_path_factory):
+    settings = stack_up
+    flink.ensure_job(settings)
+    tmp = tmp_path_factory.mktemp("batch")
+    key = uuid.uuid4().hex[:8]
+    prefix, schema, scope = f"e2eb{key}_", f"dbt_e2e_{key}", f"e2e_{key}"
+    ch = clickhouse.client(settings)
+    timings: dict[str, float] = {}
+    out = {"prefix": prefix, "schema": schema, "scope": scope, "ch": ch, "timings": timings}
+    try:
+        t0 = time.monotonic()
+        cl = run_customers(customers=DEMO_CUSTOMERS, seed=DEMO_SEED, days=DEMO_DAYS, id_prefix=prefix, quiet=True,
+                           write_ground_truth=False, ledger_dir=tmp / "customers", settings=settings)
+        ev = run(customers=DEMO_CUSTOMERS, seed=DEMO_SEED, days=DEMO_DAYS, id_prefix=prefix, quiet=True,
+                 ledger_dir=tmp / "events", settings=settings)
+        timings["generate"] = time.monotonic() - t0
+        out.update(cl=cl, ev=ev, truth=tmp / "customers" / "churn_ground_truth.csv")
+
+        t0 = time.monotonic()
+        out["wait"] = pipeline.wait(settings, [tmp / "events", tmp / "customers"], timeout=480, progress=None)
+        timings["stream + cdc"] = time.monotonic() - t0
+
+        t0 = time.monotonic()
+        _run([sys.executable, "dbt/run.py", "build", "--target-path", str(tmp / "dbt" / "target"),
+              "--log-path", str(tmp / "dbt" / "logs")], timeout=600,
+             env={**os.environ, "DBT_TARGET_SCHEMA": schema})
+        timings["dbt build"] = time.monotonic() - t0
+
+        t0 = time.monotonic()
+        ml = _run([str(SPARK_PY), "-m", "spark_ml", "run", "--scope", scope, "--source", f"{schema}.customer_features",
+                   "--customer-prefix", prefix, "--ground-truth", str(out["truth"])], timeout=600)
+        timings["batch_ml"] = time.monotonic() - t0
+        out["ml_stdout"] = ml.stdout
+        yield out
+    finally:
+        subprocess.run([str(SPARK_PY), "-m", "spark_ml", "drop-scope", "--scope", scope], cwd=REPO,
+                       capture_output=True, timeout=300)
+        ch.command(f"DROP DATABASE IF EXISTS {schema}")
+        print(f"\n{prefix}: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
+
+
+def test_raw_and_mirror_reconcile_with_the_ledger(batch):
+    ev, cl = batch["ev"], batch["cl"]
+    got = {c["table"]: (c["got"], c["expected"]) for c in batch["wait"]["checks"]}
+    assert got == {
+        "raw.web_events": (ev.web.valid, ev.web.valid), "cdc.raw_web_events": (ev.web.valid, ev.web.valid),
+        "raw.purchase_events": (ev.purchases.valid, ev.purchases.valid),
+        "cdc.raw_purchase_events": (ev.purchases.valid, ev.purchases.valid),
+        "crm.customers": (len(cl.final), len(cl.final)), "cdc.crm_customers": (len(cl.final), len(cl.final)),
+    }
+    assert ev.web.valid > 10_000 and ev.purchases.valid > 50 and cl.deletes > 0
+
+
+def test_customer_features_has_one_row_per_surviving_customer(batch):
+    ch, schema, prefix = batch["ch"], batch["schema"], batch["prefix"]
+    snapshot = ch.command(f"SELECT max(snapshot_date) FROM {schema}.customer_features")
+    ids = [r[0] for r in ch.query(f"SELECT customer_id FROM {schema}.customer_features WHERE snapshot_date = "
+                                  f"{{d:Date}} AND startsWith(customer_id, {{p:String}})",
+                                  parameters={"d": snapshot, "p": prefix}).result_rows]
+    assert len(ids) == len(set(ids)) == len(batch["cl"].final)
+    assert set(ids) == set(batch["cl"].final)
+
+
+def segments(batch):
+    ch, db = batch["ch"], f"ml_{batch['scope']}"
+    run_id, customers, metrics = ch.query(f"SELECT run_id, customers, metrics FROM {db}.segmentation_runs").result_rows[0]
+    profiles = {r[0]: r[1:] for r in ch.query(f"SELECT segment_id, segment_name, size, churn_rate, churned "
+                                                f"FROM {db}.segment_profiles WHERE run_id = {{r:String}}",
+                                                parameters={"r": run_id}).result_rows}
+    assigned = dict(ch.query(f"SELECT customer_id, segment_id FROM {db}.customer_segments WHERE run_id = {{r:String}}",
+                             parameters={"r": run_id}).result_rows)
+    return customers, json.loads(metrics), profiles, assigned
+
+
+def test_churn_per_segment_is_computed_from_the_ground_truth(batch):
+    customers, metrics, profiles, assigned = segments(batch)
+    assert customers == len(assigned) == len(batch["cl"].final)
+    with open(batch["truth"]) as fh:
+        truth = {r["customer_id"]: r["churned"] == "true" for r in csv.DictReader(fh)}
+    assert set(assigned) <= set(truth)
+    for sid, (name, size, rate, churned) in profiles.items():
+        members = [c for c, s in assigned.items() if s == sid]
+        assert size == len(members)
+        assert churned == sum(truth[c] for c in members), name
+        assert rate == pytest.approx(churned / size, abs=1e-5), name
+    overall = sum(truth[c] for c in assigned) / len(assigned)
+    assert metrics["churn"]["overall_rate"] == pytest.approx(overall, abs=1e-5)
+    assert metrics["churn"]["with_ground_truth"] == len(assigned)
+
+
+def test_at_risk_and_hibernating_segments_churn_at_least_twice_the_overall_rate(batch):
+    _, metrics, profiles, _ = segments(batch)
+    overall = metrics["churn"]["overall_rate"]
+    churny = {name: rate for name, _size, rate, _ in profiles.values() if name.startswith(CHURNY)}
+    table = {name: (size, rate) for name, size, rate, _ in profiles.values()}
+    print("\n" + "\n".join(f"  {name:<20} {size:>5} customers  churn {rate:6.1%}  {rate / overall:5.2f}× overall"
+                            for name, (size, rate) in table.items()) + f"\n  overall churn {overall:.1%}, k={metrics['k']}")
+    assert churny, f"no at-risk/hibernating segment among {table}"
+    assert all(rate >= 2 * overall for rate in churny.values()), (overall, table)
+    assert 3 <= metrics["k"] <= 8
