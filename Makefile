@@ -50,6 +50,7 @@ test: setup ## run every test suite (starts the stack if needed; stops it again 
 	rc=0; \
 	$(MAKE) --no-print-directory test-flink || rc=1; \
 	$(MAKE) --no-print-directory test-spark || rc=1; \
+	$(MAKE) --no-print-directory test-airflow || rc=1; \
 	$(PY) -m pytest -m "$(MARKERS)" $(PYTEST_ARGS) || rc=1; \
 	if [ -n "$$started" ]; then $(STACK) down || rc=1; fi; \
 	exit $$rc
@@ -165,3 +166,28 @@ notebook: setup ## JupyterLab on http://127.0.0.1:8888 with the spark venv (note
 batch: ## the batch path by hand: dbt_build, then batch_ml (DBT_ARGS="...", ML_ARGS="..." as for those)
 	@$(MAKE) --no-print-directory dbt_build
 	@$(MAKE) --no-print-directory batch_ml
+
+# ---- Superset (stack/superset.py, superset/): dashboards as code; its own virtualenv .tools/venvs/superset.
+# Its tests (tests/integration/test_superset.py, incl. headless Chromium) run in the main suite (`make test`).
+LOCKS += superset
+.PHONY: superset_apply superset_refresh
+
+superset_apply: $(VENV)/.synced ## re-apply the dashboards bundle (superset/bundle) to the running Superset; idempotent
+	@$(PY) -m stack.superset apply
+
+superset_refresh: $(VENV)/.synced ## force-refresh every chart of the platform's dashboards (the Airflow pipeline's last task)
+	@$(PY) -m stack.superset refresh
+
+# ---- Airflow 3 (stack/airflow.py, airflow/dags): its own virtualenv .tools/venvs/airflow. The DAG integrity
+# test runs in that venv; `airflow dags test` of each DAG and the REST API run are in the main suite.
+AIRFLOW_PY := .tools/venvs/airflow/bin/python
+LOCKS += airflow
+AIRFLOW_PYTEST_ARGS ?=
+DAG ?= customer_analytics_pipeline
+.PHONY: test-airflow airflow_trigger
+
+test-airflow: setup ## DAG integrity: imports, schedules, tags, retries, callbacks, no cycles (airflow venv's pytest)
+	@$(AIRFLOW_PY) -m pytest -q -p no:cacheprovider -m "$(MARKERS)" airflow/tests $(AIRFLOW_PYTEST_ARGS)
+
+airflow_trigger: $(VENV)/.synced ## trigger a DAG through Airflow's REST API and wait for it (DAG=customer_analytics_pipeline)
+	@$(PY) -m stack.airflow trigger $(DAG) --wait

@@ -119,7 +119,7 @@ def status(settings: Settings, services: list[Service], required: list[Service] 
         all_ok &= row.healthy or row.name not in must
         health = "[green]healthy[/]" if row.healthy else ("[red]unhealthy[/]" if row.state in ("RUNNING", "STARTING") else "-")
         memory = f"{row.rss_mib:.0f} MiB" if row.rss_mib is not None else "-"
-        table.add_row(row.name, row.state, str(row.pid or "-"), str(row.port), health, memory, row.url, row.details)
+        table.add_row(row.name, row.state, str(row.pid or "-"), str(row.port or "-"), health, memory, row.url, row.details)
     console.print(table)
     console.print(f"logs: {Supervisor(settings).log_dir}   credentials: .env")
     return all_ok

@@ -125,6 +125,8 @@ def provision(settings: Settings) -> None:
         "simulator_user": settings["POSTGRES_SIMULATOR_USER"],
         "simulator_password": settings["POSTGRES_SIMULATOR_PASSWORD"],
         "iceberg_user": settings["POSTGRES_ICEBERG_USER"], "iceberg_password": settings["POSTGRES_ICEBERG_PASSWORD"],
+        "airflow_user": settings["POSTGRES_AIRFLOW_USER"], "airflow_password": settings["POSTGRES_AIRFLOW_PASSWORD"],
+        "airflow_db": settings["AIRFLOW_DB"],
     })
     migrations.apply("postgres", migrations.POSTGRES_DIR,
                      f"host={settings.postgres_host} port={settings.postgres_port} user={settings['POSTGRES_USER']} "

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from graphlib import TopologicalSorter
 
-from stack import cdc_sink, clickhouse, connect, flink, kafka, minio, postgres
+from stack import airflow, cdc_sink, clickhouse, connect, flink, kafka, minio, postgres, superset
 from stack.config import Settings
 from stack.errors import StackError
 from stack.service import Service
 
-MODULES = (postgres, kafka, connect, minio, clickhouse, cdc_sink, flink, flink.taskmanager)
+MODULES = (postgres, kafka, connect, minio, clickhouse, cdc_sink, flink, flink.taskmanager, superset,
+           airflow, airflow.scheduler, airflow.dag_processor, airflow.triggerer)
 
 
 def all_services(settings: Settings) -> list[Service]:

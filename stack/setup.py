@@ -38,6 +38,8 @@ PYTHON_ENVS: dict[str, Path] = {
     "dbt": REPO / "requirements" / "dbt.lock",
     "flink": REPO / "requirements" / "flink.lock",  # PyFlink: apache-beam caps pyarrow/protobuf
     "spark": REPO / "requirements" / "spark.lock",  # PySpark + pyiceberg + scikit-learn (spark_ml/)
+    "superset": REPO / "requirements" / "superset.lock",  # Superset 6.1: SQLAlchemy 1.4, its own Flask stack
+    "airflow": REPO / "requirements" / "airflow.lock",  # Airflow 3 + cosmos (airflow/, stack/airflow.py)
 }
 VENVS = TOOLS / "venvs"
 # `docker compose` CLI plugin, built from stack/tools/docker-compose/go.mod where the docker client lacks it
@@ -136,6 +138,21 @@ def _python_env(name: str, lock: Path) -> Callable[[], None]:
     return build
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _chromium_step() -> str:
+    """Debian's chromium: the headless browser the dashboards test drives (Playwright, no browser download)."""
+    if CHROMIUM.exists():
+        return "installed"
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise PrerequisiteError("chromium not found (the Superset browser test needs it); "
+                                "install it with `sudo apt-get install chromium`")
+    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"], "apt-get install chromium",
+         "could not install chromium from Debian's packages; run `sudo apt-get update` and try again")
+    return "installed with apt-get"
+
+
 def docker_compose_available() -> bool:
     try:
         return subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0
@@ -179,6 +196,7 @@ def setup() -> None:
         steps.append((f"Python environment {name} ({lock.name})", lambda n=name, lk=lock: "installed" if _stamped(
             f"venv-{n}", lk.read_text(), VENVS / n / "bin" / "python", _python_env(n, lk)) else "up to date"))
     steps.append(("docker compose plugin (Go module; validates docker-compose.yml)", _compose_step))
+    steps.append(("chromium (Debian package; the dashboards browser test)", _chromium_step))
     for number, (label, step) in enumerate(steps, 1):
         t0 = time.monotonic()
         with console.status(f"[{number}/{len(steps)}] {label} ..."):

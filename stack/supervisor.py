@@ -85,6 +85,7 @@ class Supervisor:
         changed = not self.conf.exists() or self.conf.read_text() != text
         if changed:
             self.conf.write_text(text)
+            self.conf.chmod(0o600)  # service environments may carry credentials (Airflow's database URL)
         if not self.running():
             self.socket.unlink(missing_ok=True)
             subprocess.run([str(Path(sys.executable).parent / "supervisord"), "-c", str(self.conf)], check=True)

@@ -1,7 +1,7 @@
 -- Roles and grants: one login role per component, each with only what it needs.
 -- Run by psql as the superuser, connected to the platform database, with variables
 -- db, admin_user, cdc_user/cdc_password, stream_user/stream_password, bi_user/bi_password,
--- simulator_user/simulator_password, iceberg_user/iceberg_password.
+-- simulator_user/simulator_password, iceberg_user/iceberg_password, airflow_user/airflow_password, airflow_db.
 -- The local stack runs it on every `make up`; compose runs it from its init service.
 -- Idempotent: roles are created once and their passwords kept in line with .env.
 
@@ -69,3 +69,18 @@ ALTER ROLE :"iceberg_user" SET search_path = iceberg;
 GRANT CONNECT ON DATABASE :"db" TO :"iceberg_user";
 CREATE SCHEMA IF NOT EXISTS iceberg AUTHORIZATION :"admin_user";
 GRANT USAGE, CREATE ON SCHEMA iceberg TO :"iceberg_user";
+
+-- Airflow: owns its metadata database (variable airflow_db, created here so compose's init and
+-- the local stack share it) and in the platform database may only record alerts and incidents
+-- (schema ops, tables from migration 00005_ops_alerts_incidents.sql).
+SELECT format('CREATE ROLE %I LOGIN', :'airflow_user')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'airflow_user') \gexec
+ALTER ROLE :"airflow_user" WITH LOGIN NOREPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'airflow_password';
+SELECT format('CREATE DATABASE %I OWNER %I', :'airflow_db', :'airflow_user')
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'airflow_db') \gexec
+GRANT CONNECT ON DATABASE :"db" TO :"airflow_user";
+CREATE SCHEMA IF NOT EXISTS ops AUTHORIZATION :"admin_user";
+GRANT USAGE ON SCHEMA ops TO :"airflow_user";
+GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA ops TO :"airflow_user";
+ALTER DEFAULT PRIVILEGES FOR ROLE :"admin_user" IN SCHEMA ops
+  GRANT SELECT, INSERT ON TABLES TO :"airflow_user";

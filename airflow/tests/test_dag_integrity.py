@@ -1,0 +1,105 @@
+"""DAG integrity: every DAG file imports, and each DAG has the schedule, tags, retries and alerting it promises."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+DAGS = Path(__file__).resolve().parents[1] / "dags"
+EXPECTED = {"customer_analytics_pipeline", "customer_segmentation", "streaming_health"}
+DBT_MODELS = {p.stem for p in (DAGS.parents[1] / "dbt" / "models").rglob("*.sql")}
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+    return DagBag(dag_folder=str(DAGS))
+
+
+def test_every_dag_file_imports(dagbag):
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == EXPECTED
+
+
+def test_schedules(dagbag):
+    pipeline = dagbag.dags["customer_analytics_pipeline"].timetable
+    assert type(pipeline).__name__ == "CronTriggerTimetable" and pipeline.expression == "0 */6 * * *"
+    health = dagbag.dags["streaming_health"].timetable
+    assert type(health).__name__ == "DeltaTriggerTimetable" and health.delta == timedelta(minutes=5)
+    segmentation = dagbag.dags["customer_segmentation"].timetable
+    assert type(segmentation).__name__ == "AssetTriggeredTimetable"
+    assert [a.uri for a in segmentation.asset_condition.objects] == \
+        ["iceberg://lakehouse/marts/customer_features"]
+
+
+def test_catchup_off_tags_and_one_run_at_a_time(dagbag):
+    for dag_id in EXPECTED:
+        dag = dagbag.dags[dag_id]
+        assert dag.catchup is False, dag_id
+        assert dag.max_active_runs == 1, dag_id
+        assert dag.tags, dag_id
+        assert dag.doc_md, dag_id
+
+
+def test_every_task_retries_with_backoff_and_records_alerts(dagbag):
+    from churn_platform.common import record_alert
+
+    for dag_id in EXPECTED:
+        for t in dagbag.dags[dag_id].tasks:
+            assert t.retries >= 1, t.task_id
+            assert t.retry_exponential_backoff, t.task_id
+            assert t.max_retry_delay is not None, t.task_id
+            assert record_alert in (t.on_failure_callback if isinstance(t.on_failure_callback, list)
+                                    else [t.on_failure_callback]), t.task_id
+
+
+def test_no_trigger_rule_hides_a_failure(dagbag):
+    for dag_id in EXPECTED:
+        for t in dagbag.dags[dag_id].tasks:
+            assert t.trigger_rule == "all_success", f"{dag_id}.{t.task_id}: {t.trigger_rule}"
+
+
+def test_pipeline_order_and_one_dbt_task_per_model(dagbag):
+    dag = dagbag.dags["customer_analytics_pipeline"]
+    dbt_tasks = {t.task_id.removeprefix("dbt_build.").removesuffix("_model_build")
+                 for t in dag.tasks if t.task_id.endswith("_model_build")}
+    assert dbt_tasks == DBT_MODELS
+    # a test of several models runs after all of them (cosmos detaches it), not with the first one built
+    funnel = dag.get_task("dbt_build.assert_funnel_reconciles_with_sessions_test")
+    assert funnel.upstream_task_ids == {"dbt_build.int_sessions_model_build", "dbt_build.fct_daily_funnel_model_build"}
+    # freshness gates every dbt root; every dbt leaf feeds the export; then the chain is linear
+    roots = {t.task_id for t in dag.get_task("check_cdc_freshness").downstream_list}
+    assert roots == {"dbt_build.stg_customers_model_build", "dbt_build.stg_web_events_model_build",
+                     "dbt_build.stg_purchase_events_model_build"}
+    dbt_leaves = {t.task_id for t in dag.tasks if t.task_id.startswith("dbt_build.")
+                  and not any(d.task_id.startswith("dbt_build.") for d in t.downstream_list)}
+    assert dag.get_task("export_features").upstream_task_ids == dbt_leaves
+    assert "dbt_build.customer_features_model_build" in dag.get_task("export_features").get_flat_relative_ids(upstream=True)
+    for upstream, downstream in [("export_features", "segment"), ("segment", "load_segments"),
+                                 ("load_segments", "refresh_dashboards")]:
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    assert dag.get_task("refresh_dashboards").downstream_list == []
+    # the DAG sorts topologically (raises on a cycle)
+    assert len(dag.topological_sort()) == len(dag.tasks)
+
+
+def test_assets_and_the_spark_pool(dagbag):
+    pipeline = dagbag.dags["customer_analytics_pipeline"]
+    segmentation = dagbag.dags["customer_segmentation"]
+    assert [o.uri for o in pipeline.get_task("export_features").outlets] == \
+        ["iceberg://lakehouse/marts/customer_features"]
+    for dag in (pipeline, segmentation):
+        assert [o.uri for o in dag.get_task("load_segments").outlets] == ["clickhouse://ml/customer_segments"]
+    spark_tasks = {(d.dag_id, t.task_id) for d in (pipeline, segmentation) for t in d.tasks if t.pool == "spark"}
+    assert spark_tasks == {("customer_analytics_pipeline", "export_features"),
+                           ("customer_analytics_pipeline", "segment"), ("customer_segmentation", "segment")}
+
+
+def test_streaming_health_checks(dagbag):
+    dag = dagbag.dags["streaming_health"]
+    assert {t.task_id for t in dag.tasks} == {"flink_job", "connectors", "consumer_lag", "dead_letters"}
+    assert dag.get_task("consumer_lag").upstream_task_ids == {"flink_job", "connectors"}
+    assert dag.dagrun_timeout == timedelta(minutes=15)

@@ -1,0 +1,170 @@
+"""`airflow dags test` of each DAG against the running stack (Airflow's CLI from its own venv, the stack's config).
+
+* streaming_health repairs what is down: a paused Debezium connector is resumed, a cancelled Flink job is
+  resubmitted from its checkpoint, and each repair is an ops.incidents row with the run's id;
+* customer_segmentation (a manual run) writes a new segmentation run to ClickHouse ml.*;
+* customer_analytics_pipeline: every task succeeds and a new segmentation run is loaded.
+
+The scheduled streaming_health DAG is paused while these run, so its repairs are the ones under test.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import psycopg
+import pytest
+import requests
+
+from stack import airflow, clickhouse, config, flink
+from tests.support.waiting import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+
+
+@pytest.fixture(scope="module")
+def airflow_client(stack_up):
+    return airflow.Client(stack_up)
+
+
+@pytest.fixture(scope="module")
+def health_dag_paused(airflow_client):
+    """Pause the scheduled streaming_health runs for this module; restore the previous state after."""
+    before = airflow_client.wait_for_dag("streaming_health")["is_paused"]
+    airflow_client.request("PATCH", "/dags/streaming_health", json={"is_paused": True})
+    # a scheduled run that started just before the pause finishes first
+    assert wait_for(lambda: not airflow_client.request("GET", "/dags/streaming_health/dagRuns",
+                                                       params={"state": ["running", "queued"]})["dag_runs"],
+                    True, timeout=300, interval=3), "a running streaming_health run did not finish"
+    yield
+    airflow_client.request("PATCH", "/dags/streaming_health", json={"is_paused": before})
+
+
+def dags_test(settings, dag_id: str, timeout: float = 1500) -> tuple[str, str]:
+    """Run `airflow dags test <dag_id>`; returns (run id, output). Fails with the output's tail."""
+    result = airflow.cli(settings, "dags", "test", dag_id, timeout=timeout)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"airflow dags test {dag_id} failed:\n{output[-5000:]}"
+    match = re.search(r"run_id=(manual__[^\s,'\"]+)", output) or re.search(r"(manual__\d{4}-[\d\-T:.+]+)", output)
+    assert match, f"no run id in the output of airflow dags test {dag_id}:\n{output[-2000:]}"
+    return match.group(1), output
+
+
+def incidents(settings, since_id: int) -> list[tuple]:
+    with psycopg.connect(settings.postgres_dsn("POSTGRES_AIRFLOW_USER", "POSTGRES_AIRFLOW_PASSWORD")) as conn:
+        return conn.execute("SELECT component, action, resolved, dag_run_id FROM ops.incidents WHERE id > %s "
+                            "ORDER BY id", (since_id,)).fetchall()
+
+
+def last_incident_id(settings) -> int:
+    with psycopg.connect(settings.postgres_dsn("POSTGRES_AIRFLOW_USER", "POSTGRES_AIRFLOW_PASSWORD")) as conn:
+        return conn.execute("SELECT coalesce(max(id), 0) FROM ops.incidents").fetchone()[0]
+
+
+def connector_state(settings, name: str) -> tuple[str, list[str]]:
+    status = requests.get(f"{settings['CONNECT_URL']}/connectors/{name}/status", timeout=10).json()
+    return status["connector"]["state"], [t["state"] for t in status["tasks"]]
+
+
+def test_airflow_role_is_least_privilege(stack_up):
+    """The Airflow role may insert and read ops.*, and nothing in the platform's data schemas."""
+    with psycopg.connect(stack_up.postgres_dsn("POSTGRES_AIRFLOW_USER", "POSTGRES_AIRFLOW_PASSWORD")) as conn:
+        conn.execute("SELECT count(*) FROM ops.alerts").fetchone()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT count(*) FROM crm.customers")
+        conn.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM ops.incidents")
+
+
+def test_streaming_health_resumes_a_paused_connector(stack_up, health_dag_paused):
+    settings = stack_up
+    name = "cdc-crm"
+    since = last_incident_id(settings)
+    requests.put(f"{settings['CONNECT_URL']}/connectors/{name}/pause", timeout=30).raise_for_status()
+    assert wait_for(lambda: connector_state(settings, name)[0], "PAUSED", timeout=60) == "PAUSED"
+    try:
+        run_id, _ = dags_test(settings, "streaming_health", timeout=600)
+    finally:
+        if connector_state(settings, name)[0] == "PAUSED":  # leave the stack as it was whatever happened
+            requests.put(f"{settings['CONNECT_URL']}/connectors/{name}/resume", timeout=30)
+    state, tasks = connector_state(settings, name)
+    assert state == "RUNNING" and tasks and set(tasks) == {"RUNNING"}
+    assert (f"connector:{name}", "resumed", True, run_id) in incidents(settings, since)
+
+
+def test_streaming_health_resubmits_a_cancelled_flink_job(stack_up, health_dag_paused):
+    settings = stack_up
+    since = last_incident_id(settings)
+    job = flink.running_job(settings)
+    assert job, "the streaming job should run before this test"
+    requests.patch(f"{flink.rest_url(settings)}/jobs/{job['jid']}", params={"mode": "cancel"},
+                   timeout=30).raise_for_status()
+    assert wait_for(lambda: flink.running_job(settings), None, timeout=120, interval=1) is None
+    try:
+        run_id, _ = dags_test(settings, "streaming_health", timeout=900)
+    finally:
+        flink.ensure_job(settings)  # leave the stack as it was whatever happened
+    resubmitted = flink.running_job(settings)
+    assert resubmitted and resubmitted["state"] == "RUNNING" and resubmitted["jid"] != job["jid"]
+    found = [i for i in incidents(settings, since) if i[0] == "flink-job"]
+    assert len(found) == 1 and found[0][2] is True and found[0][3] == run_id
+    assert found[0][1].startswith("resubmitted from the latest checkpoint")
+
+
+def test_a_failed_task_records_an_incident_and_an_alert(stack_up, health_dag_paused):
+    """With the Flink REST API unreachable, flink_job records the incident, fails after its retry, and the
+    failure callback writes ops.alerts; the other checks still succeed and consumer_lag does not run."""
+    unreachable = config.load(environ={**os.environ, "FLINK_REST_URL": "http://127.0.0.1:9"})
+    since_incident = last_incident_id(stack_up)
+    with psycopg.connect(stack_up.postgres_dsn("POSTGRES_AIRFLOW_USER", "POSTGRES_AIRFLOW_PASSWORD")) as conn:
+        since_alert = conn.execute("SELECT coalesce(max(id), 0) FROM ops.alerts").fetchone()[0]
+    result = airflow.cli(unreachable, "dags", "test", "streaming_health", timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    found = incidents(stack_up, since_incident)
+    assert [(c, a, r) for c, a, r, _ in found if c == "flink-jobmanager"] == [("flink-jobmanager", "none", False)] * 2
+    with psycopg.connect(stack_up.postgres_dsn("POSTGRES_AIRFLOW_USER", "POSTGRES_AIRFLOW_PASSWORD")) as conn:
+        alerts = conn.execute("SELECT dag_id, task_id, try_number, error FROM ops.alerts WHERE id > %s",
+                              (since_alert,)).fetchall()
+    assert [(d, t, n) for d, t, n, _ in alerts] == [("streaming_health", "flink_job", 2)]
+    assert alerts[0][3] == "flink-jobmanager: REST API unreachable: ConnectionError; action: none"
+
+
+def _runs(settings) -> set[str]:
+    return {r[0] for r in clickhouse.client(settings).query("SELECT run_id FROM ml.segmentation_runs").result_rows}
+
+
+def _newest_run(settings) -> tuple:
+    return clickhouse.client(settings).query(
+        "SELECT run_id, customers, k, loaded_at FROM ml.segmentation_runs ORDER BY loaded_at DESC LIMIT 1"
+    ).result_rows[0]
+
+
+def test_customer_segmentation_by_hand_loads_a_new_run(stack_up, airflow_client):
+    settings = stack_up
+    before = _runs(settings)
+    started = time.time()
+    dags_test(settings, "customer_segmentation", timeout=1200)
+    run_id, customers, k, loaded_at = _newest_run(settings)
+    assert run_id not in before
+    assert loaded_at.timestamp() >= started - 5
+    assert customers > 0 and 3 <= k <= 8
+    segments = clickhouse.client(settings).query(
+        "SELECT count() FROM ml.customer_segments WHERE run_id = {r:String}", parameters={"r": run_id}).result_rows[0][0]
+    assert segments == customers
+
+
+def test_customer_analytics_pipeline_end_to_end(stack_up):
+    settings = stack_up
+    before = _runs(settings)
+    started = time.time()
+    _, output = dags_test(settings, "customer_analytics_pipeline", timeout=1700)
+    assert "customer_analytics_pipeline" in output
+    run_id, customers, _, loaded_at = _newest_run(settings)
+    assert run_id not in before and loaded_at.timestamp() >= started
+    features = clickhouse.client(settings).query("SELECT count() FROM analytics.customer_features "
+                                                 "WHERE snapshot_date = (SELECT max(snapshot_date) FROM "
+                                                 "analytics.customer_features)").result_rows[0][0]
+    assert customers == features

@@ -1,0 +1,164 @@
+"""Superset in the local stack, through its REST API: the dashboards bundle re-applies idempotently,
+`python -m stack.superset refresh` (the Airflow pipeline's last task) refreshes every chart, and a
+chart's data through Superset equals the same query run directly on ClickHouse."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+
+from stack import clickhouse, lifecycle, services, superset
+from stack.config import REPO
+from tests.conftest import run_stack
+from tests.support import superset_browser as browser
+
+pytestmark = pytest.mark.integration
+# what superset/bundle declares: the dashboards and their charts
+BUNDLE_COUNTS = {"databases": 2, "datasets": 7, "charts": 26, "dashboards": 6}
+
+
+@pytest.fixture(scope="session")
+def superset_up(settings):
+    """Superset and what it depends on, healthy: `stack up superset` starts them when they are not
+    (`make test` stops the stack afterwards when it started it)."""
+    needed = services.select(services.all_services(settings), ["superset"])
+    if not all(row.healthy for row in lifecycle.rows(settings, needed)):
+        run_stack("up", "superset")
+    return settings
+
+
+@pytest.fixture(scope="session")
+def recent_events(superset_up):
+    """The real-time dashboards show the last 24 h: stream a short live burst through Kafka → Flink →
+    PostgreSQL (the real path) and wait until its minutes are in the real-time aggregates."""
+    subprocess.run([sys.executable, "-m", "simulators", "events", "--mode", "live", "--customers", "200",
+                    "--id-prefix", "SUP", "--rate", "100", "--duration", "15", "--ledger", "none", "-q"],
+                   cwd=REPO, check=True, timeout=120)
+    with psycopg.connect(superset_up.postgres_dsn()) as conn:
+        def fresh():
+            return conn.execute(
+                "SELECT (SELECT count(*) FROM realtime.web_metrics_1m WHERE window_start > now() - interval '10 minutes'),"
+                " (SELECT count(*) FROM realtime.order_metrics_1m WHERE window_start > now() - interval '10 minutes')"
+            ).fetchone()
+        deadline = time.monotonic() + 180
+        while not all(fresh()) and time.monotonic() < deadline:
+            time.sleep(2)
+        assert all(fresh()), f"no fresh real-time aggregates after a live burst (web, orders): {fresh()}"
+    return superset_up
+
+
+@pytest.fixture(scope="module")
+def api(superset_up):
+    return superset.Client(superset_up)
+
+
+def _totals(api) -> dict[str, int]:
+    return {kind: api.get(f"/api/v1/{resource}/", q="(page_size:1)")["count"]
+            for kind, resource in (("databases", "database"), ("datasets", "dataset"), ("charts", "chart"),
+                                   ("dashboards", "dashboard"))}
+
+
+def _chart_id(api, name: str) -> int:
+    found = [c["id"] for c in api.list("chart") if c["slice_name"] == name]
+    assert len(found) == 1, f"expected one chart named {name!r}, found {len(found)}"
+    return found[0]
+
+
+def test_bundle_reapplies_idempotently(superset_up, api):
+    before = _totals(api)
+    assert superset.apply(superset_up, api) == BUNDLE_COUNTS
+    assert superset.apply(superset_up, api) == BUNDLE_COUNTS
+    assert _totals(api) == before
+    # the bundle's objects are all there; nothing else was created by applying it
+    for kind in ("datasets", "charts", "dashboards"):
+        assert before[kind] >= BUNDLE_COUNTS[kind]
+
+
+def test_no_password_in_the_bundle_and_uris_come_from_env(superset_up):
+    files, passwords = superset.bundle_files(superset_up)
+    in_git = "".join(p.read_text() for p in superset.BUNDLE.rglob("*.yaml"))
+    for name in ("POSTGRES_BI_PASSWORD", "CLICKHOUSE_BI_PASSWORD", "POSTGRES_PASSWORD", "CLICKHOUSE_PASSWORD"):
+        assert superset_up[name] not in in_git
+    assert passwords == {"databases/Platform_ClickHouse_analytics.yaml": superset_up["CLICKHOUSE_BI_PASSWORD"],
+                         "databases/Platform_PostgreSQL_real-time.yaml": superset_up["POSTGRES_BI_PASSWORD"]}
+    assert (f"clickhousedb://{superset_up['CLICKHOUSE_BI_USER']}:XXXXXXXXXX@{superset_up['CLICKHOUSE_HOST']}:"
+            f"{superset_up.clickhouse_port}/analytics") in files["databases/Platform_ClickHouse_analytics.yaml"]
+
+
+def test_databases_use_the_read_only_users(superset_up, api):
+    uris = {d["database_name"]: api.get(f"/api/v1/database/{d['id']}/connection")["result"]["sqlalchemy_uri"]
+            for d in api.list("database")}
+    assert uris["Platform PostgreSQL (real-time)"].startswith(f"postgresql+psycopg2://{superset_up['POSTGRES_BI_USER']}:")
+    assert uris["Platform ClickHouse (analytics)"].startswith(f"clickhousedb://{superset_up['CLICKHOUSE_BI_USER']}:")
+
+
+def test_refresh_command_refreshes_every_chart(superset_up):
+    result = subprocess.run([sys.executable, "-m", "stack.superset", "refresh"], cwd=REPO, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1] == "refreshed 26 charts on 6 dashboards"
+    assert len([line for line in lines if line.startswith("refreshed ") and " rows in " in line]) == 26
+    assert any(line.startswith("refreshed Customer segments / Segment sizes: ") for line in lines)
+
+
+def test_refresh_with_a_wrong_password_fails_with_one_line(superset_up):
+    result = subprocess.run([sys.executable, "-m", "stack.superset", "refresh"], cwd=REPO, capture_output=True,
+                            text=True, timeout=120, env={**superset_up.raw, "SUPERSET_ADMIN_PASSWORD": "wrong"})
+    assert result.returncode == 1
+    assert result.stderr == (f"error: Superset login as {superset_up['SUPERSET_ADMIN_USER']} failed (HTTP 401); "
+                             f"check SUPERSET_ADMIN_USER/SUPERSET_ADMIN_PASSWORD in .env\n")
+
+
+def test_chart_data_equals_a_direct_clickhouse_query(superset_up, api):
+    ch = clickhouse.client(superset_up, "CLICKHOUSE_BI_USER", "CLICKHOUSE_BI_PASSWORD")
+    rows = superset.chart_data(api, _chart_id(api, "Segment sizes"), force=True)
+    direct = ch.query("SELECT segment_name, sum(size) FROM ml.segment_profiles_latest GROUP BY segment_name").result_rows
+    assert {r["segment_name"]: r["customers"] for r in rows} == {name: total for name, total in direct}
+    assert len(rows) == len(direct) > 0
+
+    rows = superset.chart_data(api, _chart_id(api, "Country performance"), force=True)
+    direct = ch.query("SELECT country, sum(customers), sum(revenue_90d) FROM analytics.fct_country_performance "
+                      "GROUP BY country").result_rows
+    assert {r["country"]: (r["customers"], r["revenue 90d"]) for r in rows} == \
+        {country: (customers, revenue) for country, customers, revenue in direct}
+    assert len(rows) == len(direct) > 0
+
+
+# -- the browser test: Debian's chromium, headless, driven by Playwright (no browser download) --------
+CHARTS_PER_DASHBOARD = {"realtime-web": 6, "realtime-orders": 5, "market-by-country": 5,
+                        "customer-acquisition": 3, "funnel": 3, "customer-segments": 4}
+
+
+def _rows(response) -> list[int]:
+    """Row count of each query of a chart data response; an error fails the test with its message."""
+    assert response.status == 200, f"{response.url}: HTTP {response.status}"
+    results = response.json()["result"]
+    assert not [r["error"] for r in results if r.get("error")], results
+    return [r["rowcount"] for r in results]
+
+
+def test_every_dashboard_renders_data_in_headless_chromium(superset_up, recent_events):
+    artifacts = superset_up.data_dir / "test-artifacts" / "superset"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    assert sum(CHARTS_PER_DASHBOARD.values()) == BUNDLE_COUNTS["charts"]
+    timings = {}
+    with browser.logged_in_page(superset_up) as page:
+        for slug, expected in CHARTS_PER_DASHBOARD.items():
+            seconds, responses = browser.open_dashboard(page, superset_up, slug, expected)
+            timings[slug] = round(seconds, 2)
+            page.wait_for_timeout(1000)  # ECharts animates its first draw
+            page.screenshot(path=str(artifacts / f"{slug}.png"), full_page=True)
+            assert page.locator(browser.HOLDER).count() == expected, slug
+            errors = page.locator(f"{browser.HOLDER} :is({browser.ERRORS})")
+            assert errors.count() == 0, f"{slug}: error panel: {errors.first.inner_text()[:200]}"
+            assert "No results were returned" not in page.locator(".dashboard").inner_text(), slug
+            assert len(responses) == expected, f"{slug}: {len(responses)} chart data requests, expected {expected}"
+            empty = [r.url for r in responses if 0 in _rows(r)]
+            assert not empty, f"{slug}: chart(s) without data: {empty}"
+    (artifacts / "render_seconds.json").write_text(json.dumps(timings, indent=2))
+    print("dashboard render seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
