@@ -61,8 +61,18 @@ test-unit: $(VENV)/.synced ## unit tests only (no services)
 bench: setup ## run the benchmarks and print their tables (b=<name> for one, e.g. b=clickhouse_http)
 	@for f in $(if $(b),benchmarks/$(b).py,benchmarks/*.py); do echo "== $$f"; $(PY) $$f || exit 1; done
 
-demo: up ## the platform's main job on the local stack (grows with each issue)
-	@echo "The platform is up. Stop it with: make down"
+# The platform's main job, end to end on the local stack: simulated customers and 60 days of events
+# through Kafka → Flink → PostgreSQL → Debezium → ClickHouse, then the Airflow pipeline (dbt → Iceberg →
+# K-Means → ClickHouse → Superset) triggered through its REST API, then what came out.
+demo: up ## everything in one command: set up, start, simulate, run the pipeline in Airflow, print a summary
+	@t0=$$(date +%s); \
+	echo "• simulating the demo population (make generate_demo)"; $(SIM) demo -q || exit 1; \
+	echo "• waiting for the stream (Flink) and CDC (Debezium → ClickHouse) to catch up"; $(SIM) wait-for-pipeline || exit 1; \
+	echo "• running customer_analytics_pipeline in Airflow (REST API)"; \
+	$(PY) -m stack.airflow trigger customer_analytics_pipeline --wait || exit 1; \
+	$(SIM) summary || exit 1; \
+	$(STACK) where; \
+	echo "demo done in $$(( $$(date +%s) - t0 ))s after make up; stop everything with: make down"
 
 clean: ## delete all platform data (.data); needs CONFIRM=yes
 	@$(STACK) clean $(if $(filter yes,$(CONFIRM)),--yes,)

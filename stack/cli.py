@@ -6,7 +6,7 @@ import os
 import shutil
 import sys
 
-from stack import config, lifecycle, services
+from stack import config, lifecycle, services, where
 from stack.errors import StackError
 from stack.supervisor import Supervisor
 
@@ -27,7 +27,10 @@ def cmd_up(args) -> int:
     every, chosen = _services(settings, args.services)
     lifecycle.up(settings, chosen, every)
     # `up kafka` succeeds when kafka and what it needs are healthy, whatever else is stopped
-    return 0 if lifecycle.status(settings, every, required=chosen) else 1
+    healthy = lifecycle.status(settings, every, required=chosen)
+    if healthy and not args.services:
+        where.show(settings)
+    return 0 if healthy else 1
 
 
 def cmd_down(args) -> int:
@@ -51,6 +54,11 @@ def cmd_logs(args) -> int:
         raise StackError(f"no logs yet under {sup.log_dir}; run `make up` first")
     tail = ["tail", "-n", str(args.lines), *(["-F"] if args.follow else []), *paths]
     os.execvp(tail[0], tail)
+
+
+def cmd_where(args) -> int:
+    where.show(config.load())
+    return 0
 
 
 def cmd_clean(args) -> int:
@@ -79,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("-n", "--lines", type=int, default=50)
     p.set_defaults(fn=cmd_logs)
+    sub.add_parser("where", help="URLs and logins of the UIs and endpoints").set_defaults(fn=cmd_where)
     p = sub.add_parser("clean", help="delete the data folder (needs --yes)")
     p.add_argument("--yes", action="store_true")
     p.set_defaults(fn=cmd_clean)
