@@ -17,7 +17,7 @@ SELECT format('CREATE ROLE %I LOGIN', :'simulator_user')
 -- CDC (Debezium): logical replication and reading the captured tables for snapshots.
 -- Publications are created by the platform (superuser), so this role needs no CREATE.
 ALTER ROLE :"cdc_user" WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'cdc_password';
--- Stream job (Flink): upserts into raw events and real-time aggregates; no DDL, no DELETE.
+-- Stream job (Flink): upserts into raw events and real-time aggregates; no DDL, no DELETE on raw.
 ALTER ROLE :"stream_user" WITH LOGIN NOREPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'stream_password';
 -- BI (Superset, notebooks): read-only.
 ALTER ROLE :"bi_user" WITH LOGIN NOREPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'bi_password';
@@ -49,6 +49,11 @@ ALTER DEFAULT PRIVILEGES FOR ROLE :"admin_user" IN SCHEMA raw, realtime
   GRANT SELECT, INSERT, UPDATE ON TABLES TO :"stream_user";
 ALTER DEFAULT PRIVILEGES FOR ROLE :"admin_user" IN SCHEMA crm
   GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO :"simulator_user";
+-- The real-time aggregates are the stream job's changelog: when its planner retracts a window row
+-- (seen on bursts of replayed history), Flink's JDBC upsert sink issues a DELETE for it, and without
+-- the grant the job crash-loops. Raw tables stay append/upsert only (no DELETE).
+GRANT DELETE ON ALL TABLES IN SCHEMA realtime TO :"stream_user";
+ALTER DEFAULT PRIVILEGES FOR ROLE :"admin_user" IN SCHEMA realtime GRANT DELETE ON TABLES TO :"stream_user";
 
 -- CDC bookkeeping (schema cdc): the Debezium connectors' heartbeat table (created by the
 -- migration 00004_cdc_publications.sql, which also creates the publications) is the one table the
