@@ -15,6 +15,13 @@ from stack.errors import StackError
 DEMO_CUSTOMERS, DEMO_DAYS, DEMO_SEED = 400, 60, 5101
 
 
+def demo_id_prefix(today: dt.date | None = None) -> str:
+    """The demo's customer ids carry the day (D261122-0000001): a re-run the same day sends the very same
+    records (deduplicated, nothing changes), and a run on a later day, whose 60-day window has moved,
+    is a population of its own instead of colliding with the earlier one or with `generate_all`'s C ids."""
+    return f"D{(today or dt.datetime.now(dt.timezone.utc).date()):%y%m%d}-"
+
+
 def _date(value: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -176,7 +183,8 @@ def parser() -> argparse.ArgumentParser:
                                     f"seed {DEMO_SEED} (options as for all)")
     _population_options(d)
     _event_options(d)
-    d.set_defaults(func=cmd_all, customers=DEMO_CUSTOMERS, days=DEMO_DAYS, seed=DEMO_SEED)
+    d.set_defaults(func=cmd_all, customers=DEMO_CUSTOMERS, days=DEMO_DAYS, seed=DEMO_SEED,
+                   id_prefix=demo_id_prefix())
     w = sub.add_parser("wait-for-pipeline",
                        help="wait until PostgreSQL raw.*/crm and the ClickHouse mirror hold exactly what runs sent")
     w.add_argument("--run-id", action="append", default=None,
