@@ -127,6 +127,8 @@ def provision(settings: Settings) -> None:
         "iceberg_user": settings["POSTGRES_ICEBERG_USER"], "iceberg_password": settings["POSTGRES_ICEBERG_PASSWORD"],
         "airflow_user": settings["POSTGRES_AIRFLOW_USER"], "airflow_password": settings["POSTGRES_AIRFLOW_PASSWORD"],
         "airflow_db": settings["AIRFLOW_DB"],
+        "superset_user": settings["POSTGRES_SUPERSET_USER"],
+        "superset_password": settings["POSTGRES_SUPERSET_PASSWORD"], "superset_db": settings["POSTGRES_SUPERSET_DB"],
     })
     migrations.apply("postgres", migrations.POSTGRES_DIR,
                      f"host={settings.postgres_host} port={settings.postgres_port} user={settings['POSTGRES_USER']} "

@@ -5,7 +5,7 @@ SQLAlchemy 1.4 and its own Flask stack), configured by superset/superset_config.
 environment variables. Its working directory is DATA_DIR/superset, never the repo root, so the repo's
 `superset/` folder (the dashboards bundle) cannot shadow the `superset` Python package.
 
-Before the first start: Superset's own PostgreSQL database and role (sql/postgres/superset.sql),
+Before the first start (its database and role come from sql/postgres/roles.sql, as every component's):
 `superset db upgrade`, the admin user from .env, `superset init`. Once healthy, provisioning imports
 the bundle in superset/bundle through the REST API (/api/v1/assets/import/, which overwrites by
 UUID, so re-applying is idempotent), filling in the database URIs and passwords from .env.
@@ -37,7 +37,6 @@ from stack.service import Service
 VENV = TOOLS / "venvs" / "superset"
 CONFIG_MODULE = REPO / "superset" / "superset_config.py"
 BUNDLE = REPO / "superset" / "bundle"
-SUPERSET_SQL = REPO / "sql" / "postgres" / "superset.sql"
 LOCK = REPO / "requirements" / "superset.lock"
 MASKED = "XXXXXXXXXX"  # how Superset's exports write a password; the import fills it from `passwords`
 
@@ -82,12 +81,8 @@ def _cli(settings: Settings, *args: str, what: str) -> str:
 
 
 def prepare(settings: Settings) -> None:
-    """Idempotent: metadata database and role, schema migrations, admin user, roles and permissions."""
-    from stack import postgres  # psycopg and psql: the main environment only
+    """Idempotent: schema migrations, admin user, roles and permissions."""
     (workdir(settings) / "cache").mkdir(parents=True, exist_ok=True)
-    postgres.psql(settings, SUPERSET_SQL, {"superset_db": settings["POSTGRES_SUPERSET_DB"],
-                                           "superset_user": settings["POSTGRES_SUPERSET_USER"],
-                                           "superset_password": settings["POSTGRES_SUPERSET_PASSWORD"]})
     # each CLI call loads the whole app (~10 s): skip them when nothing they depend on changed
     user, password = settings["SUPERSET_ADMIN_USER"], settings["SUPERSET_ADMIN_PASSWORD"]
     marker = workdir(settings) / "initialized"

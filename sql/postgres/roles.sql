@@ -1,7 +1,8 @@
 -- Roles and grants: one login role per component, each with only what it needs.
 -- Run by psql as the superuser, connected to the platform database, with variables
 -- db, admin_user, cdc_user/cdc_password, stream_user/stream_password, bi_user/bi_password,
--- simulator_user/simulator_password, iceberg_user/iceberg_password, airflow_user/airflow_password, airflow_db.
+-- simulator_user/simulator_password, iceberg_user/iceberg_password, airflow_user/airflow_password, airflow_db,
+-- superset_user/superset_password, superset_db.
 -- The local stack runs it on every `make up`; compose runs it from its init service.
 -- Idempotent: roles are created once and their passwords kept in line with .env.
 
@@ -89,3 +90,11 @@ GRANT USAGE ON SCHEMA ops TO :"airflow_user";
 GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA ops TO :"airflow_user";
 ALTER DEFAULT PRIVILEGES FOR ROLE :"admin_user" IN SCHEMA ops
   GRANT SELECT, INSERT ON TABLES TO :"airflow_user";
+
+-- Superset: owns its metadata database and nothing else (it reads data as bi_user).
+SELECT format('CREATE ROLE %I LOGIN', :'superset_user')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'superset_user') \gexec
+ALTER ROLE :"superset_user" WITH LOGIN NOREPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'superset_password';
+SELECT format('CREATE DATABASE %I OWNER %I', :'superset_db', :'superset_user')
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'superset_db') \gexec
+REVOKE ALL ON DATABASE :"superset_db" FROM PUBLIC;

@@ -72,7 +72,7 @@ def test_compose_runs_superset_after_its_init_jobs():
     assert result.returncode == 0, result.stderr
     spec = yaml.safe_load(result.stdout)["services"]
     assert spec["superset"]["image"] == spec["superset-init"]["image"] == "apache/superset:6.1.0"
-    assert spec["superset-init"]["depends_on"]["superset-db"]["condition"] == "service_completed_successfully"
+    assert spec["superset-init"]["depends_on"]["postgres-init"]["condition"] == "service_completed_successfully"
     assert spec["superset"]["depends_on"]["superset-init"]["condition"] == "service_completed_successfully"
     assert spec["superset-dashboards"]["depends_on"]["superset"]["condition"] == "service_healthy"
     assert spec["superset-dashboards"]["entrypoint"] == ["python", "-m", "stack.superset", "apply"]
