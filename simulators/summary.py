@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from simulators import pipeline
 
-CHURNY = ("at risk", "hibernating")   # the segment names the churn check is about (spark_ml.segmentation)
-
 
 def collect(settings, run_id: str | None = None) -> dict:
     from stack import clickhouse

@@ -31,8 +31,6 @@ import numpy as np
 
 from spark_ml import features, lake
 
-CHURNY = ("at risk", "hibernating")
-
 
 def name_for(z: dict[str, float]) -> str:
     """A human-readable name from a centroid's profile: z-scores (vs. all customers) of the clustered
