@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import psycopg
 import pytest
@@ -15,6 +14,7 @@ from stack import clickhouse, lifecycle, services, superset
 from stack.config import REPO
 from tests.conftest import run_stack
 from tests.support import superset_browser as browser
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 # what superset/bundle declares: the dashboards and their charts
@@ -44,10 +44,8 @@ def recent_events(superset_up):
                 "SELECT (SELECT count(*) FROM realtime.web_metrics_1m WHERE window_start > now() - interval '10 minutes'),"
                 " (SELECT count(*) FROM realtime.order_metrics_1m WHERE window_start > now() - interval '10 minutes')"
             ).fetchone()
-        deadline = time.monotonic() + 180
-        while not all(fresh()) and time.monotonic() < deadline:
-            time.sleep(2)
-        assert all(fresh()), f"no fresh real-time aggregates after a live burst (web, orders): {fresh()}"
+        assert wait_for(lambda: all(fresh()), True, timeout=180, interval=2), \
+            f"no fresh real-time aggregates after a live burst (web, orders): {fresh()}"
     return superset_up
 
 
