@@ -61,6 +61,20 @@ def catalog(s: Settings | None = None):
     return SqlCatalog(CATALOG, **{k: v for k, v in props.items() if k != "type"})
 
 
+def require_table(name: str, produced_by: str, cat=None):
+    """The Iceberg table `name`, or a one-line error naming the step that creates it.
+
+    Spark's JdbcCatalog reports a missing table on a catalog created by pyiceberg as an unrelated
+    "initialized without view support" error, so segment checks here first.
+    """
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        return (cat or catalog()).load_table(name)
+    except NoSuchTableError:
+        raise RuntimeError(f"Iceberg table {CATALOG}.{name} does not exist yet; run {produced_by} first") from None
+
+
 def minio(s: Settings | None = None):
     from minio import Minio
 

@@ -60,7 +60,8 @@ def load(run_id: str | None = None, keep_runs: int = 10, catalog=None, client=No
     t0 = time.perf_counter()
     cat = catalog or lake.catalog()
     ch = client or lake.clickhouse()
-    seg_t, prof_t = cat.load_table(lake.SEGMENTS_TABLE), cat.load_table(lake.PROFILES_TABLE)
+    seg_t, prof_t = (lake.require_table(name, "`python -m spark_ml segment`", cat)
+                     for name in (lake.SEGMENTS_TABLE, lake.PROFILES_TABLE))
     seg_snap, run_id = snapshot_for_run(seg_t, run_id)
     if not run_id:
         raise LoadError(f"the current snapshot of {lake.SEGMENTS_TABLE} carries no run-id")

@@ -215,6 +215,7 @@ def _prep_pipeline():
 def load_features(spark, snapshot_date: str | None = None):
     from pyspark.sql import functions as F
 
+    lake.require_table(lake.FEATURES_TABLE, "`python -m spark_ml export` (or `make batch`)")
     df = spark.table(f"{lake.CATALOG}.{lake.FEATURES_TABLE}")
     if snapshot_date is None:
         latest = df.agg(F.max("snapshot_date")).first()[0]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 
 import pytest
 
-from stack import config, lifecycle, services
+from simulators import pipeline, run, run_customers
+from stack import config, flink, lifecycle, services
 from stack.config import REPO
 
 
@@ -33,3 +35,22 @@ def stack_up(settings):
     yield settings
     if not already:
         run_stack("down")
+
+
+@pytest.fixture(scope="session")
+def simulated_population(stack_up, tmp_path_factory):
+    """A small simulated population sent through the real streaming path (customers → PostgreSQL,
+    events → Kafka → Flink → PostgreSQL, both → Debezium → ClickHouse) and waited for, so tests of the
+    batch side never depend on data left by an earlier run: on a fresh stack the CDC mirror is empty and
+    the pipeline's freshness check rightly fails. Its own id prefix keeps it apart from other runs.
+    Returns (id prefix, customer ledger, event ledger)."""
+    settings = stack_up
+    flink.ensure_job(settings)
+    tmp = tmp_path_factory.mktemp("population")
+    prefix = f"pop{uuid.uuid4().hex[:8]}_"
+    customers = run_customers(customers=150, seed=77, days=30, id_prefix=prefix, quiet=True, write_ground_truth=False,
+                              ledger_dir=tmp / "customers", settings=settings)
+    events = run(customers=150, seed=77, days=30, id_prefix=prefix, quiet=True, ledger_dir=tmp / "events",
+                 settings=settings)
+    pipeline.wait(settings, [tmp / "events", tmp / "customers"], timeout=480, progress=None)
+    return prefix, customers, events

@@ -3,12 +3,16 @@ and pyiceberg and Spark reading the same table."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
+import uuid
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from spark_ml import export, features, lake
+from stack.config import REPO
 
 pytestmark = pytest.mark.integration
 
@@ -77,3 +81,20 @@ def test_export_refuses_a_mart_that_breaks_the_contract(isolated):
         export.export(source=bad)
     with pytest.raises(export.ExportError, match="does not exist"):
         export.export(source=f"{isolated['clickhouse_db']}.missing")
+
+
+@pytest.mark.parametrize("command, table, step", [
+    ("segment", "marts.customer_features", "`python -m spark_ml export` (or `make batch`)"),
+    ("load", "ml.customer_segments", "`python -m spark_ml segment`"),
+])
+def test_a_step_before_its_input_exists_fails_with_one_line(services, command, table, step):
+    """On a fresh lake (a new scope: nothing exported yet) segment and load say what to run first."""
+    scope = f"test_{uuid.uuid4().hex[:8]}_empty"
+    try:
+        result = subprocess.run([sys.executable, "-m", "spark_ml", command, "--scope", scope], cwd=REPO,
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        subprocess.run([sys.executable, "-m", "spark_ml", "drop-scope", "--scope", scope], cwd=REPO, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: Iceberg table lakehouse.{scope}_{table} does not exist yet; run {step} first")

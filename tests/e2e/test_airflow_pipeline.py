@@ -1,7 +1,8 @@
-"""customer_analytics_pipeline triggered through Airflow's REST API (JWT), as `make demo` does, on the running
-stack's current data: the run succeeds, every task instance succeeded, and its outputs exist (a new
-segmentation run in ClickHouse ml.* covering every customer of the newest feature snapshot, the asset
-events the pipeline emits, and no alert recorded for the run)."""
+"""customer_analytics_pipeline triggered through Airflow's REST API (JWT), as `make demo` does, after a small
+simulated population went through the streaming path (tests/conftest.py simulated_population): the run
+succeeds, every task instance succeeded, and its outputs exist (a new segmentation run in ClickHouse ml.*
+covering every customer of the newest feature snapshot, each surviving customer of the population exactly
+once, the asset events the pipeline emits, and no alert recorded for the run)."""
 from __future__ import annotations
 
 import subprocess
@@ -19,8 +20,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 DAG = "customer_analytics_pipeline"
 
 
-def test_pipeline_through_the_rest_api(stack_up):
+def test_pipeline_through_the_rest_api(stack_up, simulated_population):
     settings = stack_up
+    prefix, population, _ = simulated_population
     client = airflow.Client(settings)
     ch = clickhouse.client(settings)
     before = {r[0] for r in ch.query("SELECT run_id FROM ml.segmentation_runs").result_rows}
@@ -47,6 +49,11 @@ def test_pipeline_through_the_rest_api(stack_up):
     features = ch.query("SELECT count() FROM analytics.customer_features WHERE snapshot_date = "
                         "(SELECT max(snapshot_date) FROM analytics.customer_features)").result_rows[0][0]
     assert newest[1] == features > 0
+    segmented = [r[0] for r in ch.query("SELECT customer_id FROM ml.customer_segments WHERE run_id = {r:String} "
+                                        "AND startsWith(customer_id, {p:String})",
+                                        parameters={"r": newest[0], "p": prefix}).result_rows]
+    assert len(segmented) == len(set(segmented)) == len(population.final) > 0
+    assert set(segmented) == set(population.final)
 
     # the run emitted its assets: the two the DAGs schedule on, and one per dbt model (cosmos lineage)
     events = client.request("GET", "/assets/events", params={"source_dag_id": DAG, "source_run_id": run_id,

@@ -2,8 +2,13 @@
 
 * streaming_health repairs what is down: a paused Debezium connector is resumed, a cancelled Flink job is
   resubmitted from its checkpoint, and each repair is an ops.incidents row with the run's id;
-* customer_segmentation (a manual run) writes a new segmentation run to ClickHouse ml.*;
+* customer_segmentation (a manual run) writes a new segmentation run to ClickHouse ml.*, from features
+  exported here first (dbt build, then spark_ml export: what the pipeline runs before it);
 * customer_analytics_pipeline: every task succeeds and a new segmentation run is loaded.
+
+Both batch DAGs run after a small simulated population went through the streaming path
+(tests/conftest.py simulated_population): on a fresh stack the CDC mirror is empty, and the pipeline's
+freshness check fails on an empty mirror, as it should.
 
 The scheduled streaming_health DAG is paused while these run, so its repairs are the ones under test.
 """
@@ -11,6 +16,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
 
 import psycopg
@@ -18,6 +25,7 @@ import pytest
 import requests
 
 from stack import airflow, clickhouse, config, flink
+from stack.config import REPO
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -142,7 +150,16 @@ def _newest_run(settings) -> tuple:
     ).result_rows[0]
 
 
-def test_customer_segmentation_by_hand_loads_a_new_run(stack_up, airflow_client):
+@pytest.fixture(scope="module")
+def exported_features(stack_up, simulated_population):
+    """The marts built and customer_features exported to Iceberg, with the same commands as `make batch`."""
+    for cmd in ([sys.executable, "dbt/run.py", "build"],
+                [str(REPO / ".tools" / "venvs" / "spark" / "bin" / "python"), "-m", "spark_ml", "export"]):
+        result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}"
+
+
+def test_customer_segmentation_by_hand_loads_a_new_run(stack_up, airflow_client, exported_features):
     settings = stack_up
     before = _runs(settings)
     started = time.time()
@@ -156,7 +173,7 @@ def test_customer_segmentation_by_hand_loads_a_new_run(stack_up, airflow_client)
     assert segments == customers
 
 
-def test_customer_analytics_pipeline_end_to_end(stack_up):
+def test_customer_analytics_pipeline_end_to_end(stack_up, simulated_population):
     settings = stack_up
     before = _runs(settings)
     started = time.time()
