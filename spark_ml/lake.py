@@ -21,6 +21,10 @@ CATALOG = "lakehouse"                 # the catalog's name in iceberg_tables.cat
 FEATURES_TABLE = "marts.customer_features"
 SEGMENTS_TABLE = "ml.customer_segments"
 PROFILES_TABLE = "ml.segment_profiles"
+# The catalog tables' layout, pinned for both engines: whichever touches an empty database first
+# creates them, pyiceberg as v1 by default, Iceberg's JdbcCatalog as V0, and on V0 Spark cannot even
+# ask whether a table exists ("initialized without view support"). Both migrate a V0 catalog to V1.
+CATALOG_SCHEMA_VERSION = "V1"
 SPARK_JARS_DIR = TOOLS / "jvm" / "spark"
 MODELS_PREFIX = "models/segmentation"
 S3_REGION = "us-east-1"               # MinIO ignores it; the AWS SDKs need one
@@ -44,6 +48,7 @@ def catalog_properties(s: Settings) -> dict[str, str]:
         "uri": uri,
         "warehouse": warehouse(s),
         "init_catalog_tables": "true",
+        "schema_version": CATALOG_SCHEMA_VERSION.lower(),
         "py-io-impl": "pyiceberg.io.pyarrow.PyArrowFileIO",
         "s3.endpoint": s["MINIO_ENDPOINT"],
         "s3.access-key-id": s["MINIO_ROOT_USER"],
@@ -64,8 +69,7 @@ def catalog(s: Settings | None = None):
 def require_table(name: str, produced_by: str, cat=None):
     """The Iceberg table `name`, or a one-line error naming the step that creates it.
 
-    Spark's JdbcCatalog reports a missing table on a catalog created by pyiceberg as an unrelated
-    "initialized without view support" error, so segment checks here first.
+    Spark would report it as TABLE_OR_VIEW_NOT_FOUND with a stack trace.
     """
     from pyiceberg.exceptions import NoSuchTableError
 
@@ -98,6 +102,30 @@ def spark_jars() -> list[str]:
     return jars
 
 
+def spark_catalog_conf(s: Settings, name: str = CATALOG, jdbc_uri: str | None = None,
+                       schema_version: str = CATALOG_SCHEMA_VERSION) -> dict[str, str]:
+    """Spark settings of the Iceberg catalog `name`: the same JDBC catalog pyiceberg uses (the tests
+    point a second name at another PostgreSQL schema through `jdbc_uri`)."""
+    c = f"spark.sql.catalog.{name}"
+    return {
+        c: "org.apache.iceberg.spark.SparkCatalog",
+        f"{c}.catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
+        f"{c}.uri": jdbc_uri or f"jdbc:postgresql://{s.postgres_host}:{s.postgres_port}/{s['POSTGRES_DB']}",
+        f"{c}.jdbc.user": s["POSTGRES_ICEBERG_USER"],
+        f"{c}.jdbc.password": s["POSTGRES_ICEBERG_PASSWORD"],
+        f"{c}.jdbc.schema-version": schema_version,
+        f"{c}.warehouse": warehouse(s),
+        # pyiceberg commits to the same tables from outside this session: always read the current metadata
+        f"{c}.cache-enabled": "false",
+        f"{c}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+        f"{c}.s3.endpoint": s["MINIO_ENDPOINT"],
+        f"{c}.s3.path-style-access": "true",
+        f"{c}.s3.access-key-id": s["MINIO_ROOT_USER"],
+        f"{c}.s3.secret-access-key": s["MINIO_ROOT_PASSWORD"],
+        f"{c}.client.region": S3_REGION,
+    }
+
+
 def spark_session(app: str = "spark_ml", driver_memory: str | None = None, shuffle_partitions: int = 4):
     """Local Spark (local[2]) with the Iceberg catalog `lakehouse` = the same JDBC catalog pyiceberg uses."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # bind the driver to loopback, like every service here
@@ -106,7 +134,6 @@ def spark_session(app: str = "spark_ml", driver_memory: str | None = None, shuff
     from pyspark.sql import SparkSession
 
     s = settings()
-    c = f"spark.sql.catalog.{CATALOG}"
     local_dir = s.data_dir / "spark" / "tmp"   # shuffle and spill files
     local_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("SPARK_LOCAL_DIRS", str(local_dir))
@@ -121,21 +148,9 @@ def spark_session(app: str = "spark_ml", driver_memory: str | None = None, shuff
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.sql.extensions", "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions")
-        .config(c, "org.apache.iceberg.spark.SparkCatalog")
-        .config(f"{c}.catalog-impl", "org.apache.iceberg.jdbc.JdbcCatalog")
-        .config(f"{c}.uri", f"jdbc:postgresql://{s.postgres_host}:{s.postgres_port}/{s['POSTGRES_DB']}")
-        .config(f"{c}.jdbc.user", s["POSTGRES_ICEBERG_USER"])
-        .config(f"{c}.jdbc.password", s["POSTGRES_ICEBERG_PASSWORD"])
-        .config(f"{c}.warehouse", warehouse(s))
-        # pyiceberg commits to the same tables from outside this session: always read the current metadata
-        .config(f"{c}.cache-enabled", "false")
-        .config(f"{c}.io-impl", "org.apache.iceberg.aws.s3.S3FileIO")
-        .config(f"{c}.s3.endpoint", s["MINIO_ENDPOINT"])
-        .config(f"{c}.s3.path-style-access", "true")
-        .config(f"{c}.s3.access-key-id", s["MINIO_ROOT_USER"])
-        .config(f"{c}.s3.secret-access-key", s["MINIO_ROOT_PASSWORD"])
-        .config(f"{c}.client.region", S3_REGION)
     )
+    for key, value in spark_catalog_conf(s).items():
+        builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

@@ -98,3 +98,17 @@ def test_a_step_before_its_input_exists_fails_with_one_line(services, command, t
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: Iceberg table lakehouse.{scope}_{table} does not exist yet; run {step} first")
+
+
+def test_the_catalog_has_the_v1_layout_and_spark_can_ask_for_a_missing_table(services, spark):
+    """What failed in CI: Spark's JdbcCatalog opened an empty database first and created the catalog tables
+    in layout V0, where Spark cannot even ask whether a table exists ("initialized without view
+    support"). With the layout pinned to V1 (spark_ml/lake.py) either engine creates, or migrates to, V1."""
+    import psycopg2
+
+    assert spark.catalog.tableExists(f"{lake.CATALOG}.marts.no_such_table") is False
+    with psycopg2.connect(services.postgres_dsn("POSTGRES_ICEBERG_USER", "POSTGRES_ICEBERG_PASSWORD")) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'iceberg' "
+                        "AND table_name = 'iceberg_tables'")
+            assert "iceberg_type" in {r[0] for r in cur.fetchall()}
