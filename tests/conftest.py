@@ -52,5 +52,7 @@ def simulated_population(stack_up, tmp_path_factory):
                               ledger_dir=tmp / "customers", settings=settings)
     events = run(customers=150, seed=77, days=30, id_prefix=prefix, quiet=True, ledger_dir=tmp / "events",
                  settings=settings)
+    # every mirrored table gets rows (the freshness check reads each one's newest row)
+    assert customers.final and events.web.valid > 0 and events.purchases.valid > 0
     pipeline.wait(settings, [tmp / "events", tmp / "customers"], timeout=480, progress=None)
     return prefix, customers, events
