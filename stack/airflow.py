@@ -135,7 +135,8 @@ def provision(settings: Settings) -> None:
 
 def health(settings: Settings) -> dict | None:
     try:
-        response = requests.get(f"{url(settings)}/api/v2/monitor/health", timeout=3)
+        # generous: the api-server answers the scheduler's execution API calls too, and can be slow to reply
+        response = requests.get(f"{url(settings)}/api/v2/monitor/health", timeout=10)
         return response.json() if response.ok else None
     except (requests.RequestException, ValueError):
         return None

@@ -26,8 +26,9 @@ def cmd_up(args) -> int:
     settings = config.load()
     every, chosen = _services(settings, args.services)
     lifecycle.up(settings, chosen, every)
-    # `up kafka` succeeds when kafka and what it needs are healthy, whatever else is stopped
-    healthy = lifecycle.status(settings, every, required=chosen)
+    # `up kafka` succeeds when kafka and what it needs are healthy, whatever else is stopped. Each was
+    # healthy a moment ago: a probe that times out now, while the last services start, is retried
+    healthy = lifecycle.status(settings, every, required=chosen, patience=60)
     if healthy and not args.services:
         where.show(settings)
     return 0 if healthy else 1

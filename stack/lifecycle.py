@@ -25,8 +25,13 @@ def wait_healthy(svc: Service, sup: Supervisor, timeout: float) -> bool:
             raise StackError(f"{svc.name} exited during start-up; see {sup.log_path(svc.name)}")
         return svc.healthy()
 
-    return Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.5), retry=retry_if_result(lambda ok: not ok),
-                    retry_error_callback=lambda _: False)(probe)
+    return _until_true(probe, timeout, interval=0.5)
+
+
+def _until_true(fn, timeout: float, interval: float) -> bool:
+    """Call fn until it returns True (→ True) or `timeout` seconds pass (→ False)."""
+    return Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(interval), retry=retry_if_result(lambda ok: not ok),
+                    retry_error_callback=lambda _: False)(fn)
 
 
 def up(settings: Settings, services: list[Service], all_services: list[Service]) -> None:
@@ -93,7 +98,14 @@ def rss_mib(pid: int | None) -> float | None:
         return None
 
 
-def rows(settings: Settings, services: list[Service]) -> list[Row]:
+def probe(svc: Service, patience: float = 0) -> bool:
+    """The service's health probe, repeated for up to `patience` seconds while it fails."""
+    return svc.healthy() if patience <= 0 else _until_true(svc.healthy, patience, interval=1)
+
+
+def rows(settings: Settings, services: list[Service], patience: float = 0) -> list[Row]:
+    """One row per service. `patience`: how long a running service's failing probe is retried before it
+    counts as unhealthy (a busy service on a loaded machine can miss one probe's timeout)."""
     sup = Supervisor(settings)
     up_ = sup.running()
     result = []
@@ -101,21 +113,22 @@ def rows(settings: Settings, services: list[Service]) -> list[Row]:
         info = sup.info(svc.name) if up_ else None
         state = info["statename"] if info else "STOPPED"
         # STARTING: supervisord waits startsecs before it says RUNNING; the probe is what counts
-        healthy = state in ("RUNNING", "STARTING") and svc.healthy()
+        healthy = state in ("RUNNING", "STARTING") and probe(svc, patience)
         details = svc.details() if healthy and svc.details else ""
         pid = info["pid"] if info and info["pid"] else None
         result.append(Row(svc.name, state, pid, svc.port, healthy, rss_mib(pid), svc.url, details))
     return result
 
 
-def status(settings: Settings, services: list[Service], required: list[Service] | None = None) -> bool:
+def status(settings: Settings, services: list[Service], required: list[Service] | None = None,
+           patience: float = 0) -> bool:
     """Print every service's row; True when the `required` ones (default: all) are healthy."""
     table = Table(title="platform services")
     for column in ("service", "state", "pid", "port", "health", "memory", "url / address", "details"):
         table.add_column(column)
     must = {svc.name for svc in (services if required is None else required)}
     all_ok = True
-    for row in rows(settings, services):
+    for row in rows(settings, services, patience):
         all_ok &= row.healthy or row.name not in must
         health = "[green]healthy[/]" if row.healthy else ("[red]unhealthy[/]" if row.state in ("RUNNING", "STARTING") else "-")
         memory = f"{row.rss_mib:.0f} MiB" if row.rss_mib is not None else "-"
