@@ -33,6 +33,7 @@ import requests
 
 from stack.config import REPO, TOOLS, Settings
 from stack.errors import ConfigError, StackError
+from stack.net import get_json
 from stack.service import Service
 
 VENV = TOOLS / "venvs" / "airflow"
@@ -134,12 +135,8 @@ def provision(settings: Settings) -> None:
 
 
 def health(settings: Settings) -> dict | None:
-    try:
-        # generous: the api-server answers the scheduler's execution API calls too, and can be slow to reply
-        response = requests.get(f"{url(settings)}/api/v2/monitor/health", timeout=10)
-        return response.json() if response.ok else None
-    except (requests.RequestException, ValueError):
-        return None
+    # generous: the api-server answers the scheduler's execution API calls too, and can be slow to reply
+    return get_json(f"{url(settings)}/api/v2/monitor/health", timeout=10)
 
 
 def _component_healthy(settings: Settings, component: str) -> bool:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import sys
 
-import requests
-
 from stack.config import Settings
 from stack.errors import ConfigError
+from stack.net import get_json
 from stack.service import Service
 
 
@@ -22,11 +21,7 @@ def service(settings: Settings) -> Service:
     url = f"http://127.0.0.1:{port}/health"
 
     def health() -> dict | None:
-        try:
-            response = requests.get(url, timeout=2)
-            return response.json() if response.status_code == 200 else None
-        except (requests.RequestException, ValueError):
-            return None
+        return get_json(url, timeout=2)
 
     def details() -> str:
         stats = health()

@@ -27,6 +27,7 @@ import requests
 from stack import jvm
 from stack.config import REPO, TOOLS, Settings
 from stack.errors import StackError
+from stack.net import get_json
 from stack.service import Service
 
 VENV = TOOLS / "venvs" / "flink"
@@ -163,11 +164,7 @@ def script_env(settings: Settings) -> dict[str, str]:
 
 
 def overview(settings: Settings) -> dict | None:
-    try:
-        response = requests.get(f"{rest_url(settings)}/overview", timeout=3)
-        return response.json() if response.ok else None
-    except (requests.RequestException, ValueError):
-        return None
+    return get_json(f"{rest_url(settings)}/overview", timeout=3)
 
 
 def jobs(settings: Settings) -> list[dict]:
