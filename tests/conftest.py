@@ -8,9 +8,10 @@ import uuid
 
 import pytest
 
-from simulators import pipeline, run, run_customers
+from simulators import pipeline
 from stack import config, flink, lifecycle, services
 from stack.config import REPO
+from tests.support import population
 
 
 def run_stack(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -48,11 +49,8 @@ def simulated_population(stack_up, tmp_path_factory):
     flink.ensure_job(settings)
     tmp = tmp_path_factory.mktemp("population")
     prefix = f"pop{uuid.uuid4().hex[:8]}_"
-    customers = run_customers(customers=150, seed=77, days=30, id_prefix=prefix, quiet=True, write_ground_truth=False,
-                              ledger_dir=tmp / "customers", settings=settings)
-    events = run(customers=150, seed=77, days=30, id_prefix=prefix, quiet=True, ledger_dir=tmp / "events",
-                 settings=settings)
+    customers, events = population.send(settings, tmp, prefix, customers=150, days=30, seed=77)
     # every mirrored table gets rows (the freshness check reads each one's newest row)
     assert customers.final and events.web.valid > 0 and events.purchases.valid > 0
-    pipeline.wait(settings, [tmp / "events", tmp / "customers"], timeout=480, progress=None)
+    pipeline.wait(settings, population.ledgers(tmp), timeout=480, progress=None)
     return prefix, customers, events

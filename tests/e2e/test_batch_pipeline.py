@@ -31,10 +31,11 @@ import uuid
 
 import pytest
 
-from simulators import pipeline, run, run_customers
+from simulators import pipeline
 from simulators.cli import DEMO_CUSTOMERS, DEMO_DAYS, DEMO_SEED
 from stack import clickhouse, flink
 from stack.config import REPO
+from tests.support import population
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -60,15 +61,12 @@ def batch(stack_up, tmp_path_factory):
     out = {"prefix": prefix, "schema": schema, "scope": scope, "ch": ch, "timings": timings}
     try:
         t0 = time.monotonic()
-        cl = run_customers(customers=DEMO_CUSTOMERS, seed=DEMO_SEED, days=DEMO_DAYS, id_prefix=prefix, quiet=True,
-                           write_ground_truth=False, ledger_dir=tmp / "customers", settings=settings)
-        ev = run(customers=DEMO_CUSTOMERS, seed=DEMO_SEED, days=DEMO_DAYS, id_prefix=prefix, quiet=True,
-                 ledger_dir=tmp / "events", settings=settings)
+        cl, ev = population.send(settings, tmp, prefix, DEMO_CUSTOMERS, DEMO_DAYS, DEMO_SEED)
         timings["generate"] = time.monotonic() - t0
         out.update(cl=cl, ev=ev, truth=tmp / "customers" / "churn_ground_truth.csv")
 
         t0 = time.monotonic()
-        out["wait"] = pipeline.wait(settings, [tmp / "events", tmp / "customers"], timeout=480, progress=None)
+        out["wait"] = pipeline.wait(settings, population.ledgers(tmp), timeout=480, progress=None)
         timings["stream + cdc"] = time.monotonic() - t0
 
         t0 = time.monotonic()
