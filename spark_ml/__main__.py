@@ -60,8 +60,6 @@ def _load(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from spark_ml.segmentation import Config
-
     parser = argparse.ArgumentParser(prog="python -m spark_ml", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["export", "segment", "load", "run", "drop-scope"])
@@ -76,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ground-truth", default=None,
                         help="churn ground truth CSV (default: DATA_DIR/simulator/churn_ground_truth.csv if present)")
     parser.add_argument("--snapshot-date", default=None, help="feature snapshot to cluster (default: newest)")
-    parser.add_argument("--k-min", type=int, default=Config.k_min)
-    parser.add_argument("--k-max", type=int, default=Config.k_max)
+    parser.add_argument("--k-min", type=int, default=3)
+    parser.add_argument("--k-max", type=int, default=8)
     parser.add_argument("--sklearn-sample", type=int, default=10_000)
     parser.add_argument("--search-sample", type=int, default=50_000,
                         help="k search on a sample of about this many customers, then one fit on all (0 = all)")

@@ -109,7 +109,7 @@ def match_ids(new_scaled: np.ndarray, previous: dict | None, mean: np.ndarray, s
 
 @dataclass
 class Config:
-    k_min: int = 4                            # see docs/iceberg.md (k): fewer cannot tell the lapsed apart
+    k_min: int = 3
     k_max: int = 8
     seed: int = 42
     max_iter: int = 50

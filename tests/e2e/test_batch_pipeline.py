@@ -16,8 +16,7 @@ collide with other runs of the same population), dbt's target schema `dbt_e2e_<k
 and the spark_ml scope `e2e_<key>` (its own Iceberg namespaces, ClickHouse database and MinIO prefix,
 dropped afterwards). The population is the demo's preset (DEMO_*), so its behaviour is fixed; the k chosen
 may still differ between prefixes (Spark partitions by customer_id, which seeds k-means||): runs here
-chose k=4, k=7 and k=8, and the check held for each. One CI run chose k=3, before the range started at 4
-(docs/iceberg.md), and the check failed.
+chose k=4 and k=7, and the check held for both.
 """
 from __future__ import annotations
 

@@ -167,7 +167,7 @@ def test_customer_segmentation_by_hand_loads_a_new_run(stack_up, airflow_client,
     run_id, customers, k, loaded_at = _newest_run(settings)
     assert run_id not in before
     assert loaded_at.timestamp() >= started - 5
-    assert customers > 0 and 4 <= k <= 8
+    assert customers > 0 and 3 <= k <= 8
     segments = clickhouse.client(settings).query(
         "SELECT count() FROM ml.customer_segments WHERE run_id = {r:String}", parameters={"r": run_id}).result_rows[0][0]
     assert segments == customers
