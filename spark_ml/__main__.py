@@ -39,7 +39,7 @@ def _segment(args) -> dict:
     truth = args.ground_truth
     if truth is None and lake.default_ground_truth().exists():
         truth = str(lake.default_ground_truth())
-    cfg = segmentation.Config(k_min=args.k_min, k_max=args.k_max, seed=args.seed, ground_truth=truth,
+    cfg = segmentation.Config(k_min=args.k_min, k_max=args.k_max, seed=args.seed, n_init=args.n_init, ground_truth=truth,
                               snapshot_date=args.snapshot_date, sklearn_sample=args.sklearn_sample,
                               search_sample=args.search_sample)
     spark = lake.spark_session("spark_ml.segment")
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snapshot-date", default=None, help="feature snapshot to cluster (default: newest)")
     parser.add_argument("--k-min", type=int, default=3)
     parser.add_argument("--k-max", type=int, default=8)
+    parser.add_argument("--n-init", type=int, default=4, help="K-Means starts per k; the lowest cost wins")
     parser.add_argument("--sklearn-sample", type=int, default=10_000)
     parser.add_argument("--search-sample", type=int, default=50_000,
                         help="k search on a sample of about this many customers, then one fit on all (0 = all)")

@@ -1,14 +1,17 @@
 """Customer segmentation with Spark ML K-Means on the Iceberg feature table.
 
 Pipeline: log1p of heavy-tailed columns and caps (SQLTransformer) → median Imputer → VectorAssembler →
-StandardScaler (mean 0, std 1) → KMeans. k is chosen by the silhouette over a range (the training
-cost per k, the elbow curve, is recorded too), on a sample above 50k customers (choose_k).
+StandardScaler (mean 0, std 1) → KMeans (best of n_init starts, on rows in feature-value order, so
+equal features give equal segments whatever the ids). k: among the k with near-best silhouette, the
+largest whose segments all get different names (pick_k; the elbow curve is recorded too), searched on
+a sample above 50k customers (choose_k).
 
 Stable identities: the previous run's centroids (in log-feature units, stored in MinIO with the
 run) are mapped into this run's scaled space and matched to the new centroids with the Hungarian
 algorithm (scipy's linear_sum_assignment), so segment 3 stays segment 3 across retrains; a new
 cluster without a partner gets a fresh id. Names (champions, loyal, at risk, hibernating, ...) are
-derived from the centroid profile by explicit rules (name_for), numbered when two segments fit one.
+derived from the centroid profile by explicit rules (name_for); where two segments fit one rule, the
+second says how it differs (assign_names).
 
 Outputs: lakehouse.ml.customer_segments and lakehouse.ml.segment_profiles (one Iceberg snapshot
 each per run, full overwrite, run_id in the snapshot summary: time travel gives any earlier run),
@@ -57,17 +60,48 @@ def name_for(z: dict[str, float]) -> str:
     return "occasional"
 
 
+# How a segment differs from another of the same rule name, by the feature where their centroids differ
+# most: (phrase when this segment's z-score is higher, phrase when lower).
+CONTRASTS: dict[str, tuple[str, str]] = {
+    "recency_days": ("ordered longer ago", "ordered recently"),
+    "frequency": ("more orders", "fewer orders"),
+    "monetary": ("higher spend", "lower spend"),
+    "tenure_days": ("longer tenure", "shorter tenure"),
+    "sessions_30d": ("more visits", "fewer visits"),
+    "orders_90d": ("more recent orders", "fewer recent orders"),
+    "activity_trend": ("rising activity", "falling activity"),
+    "days_since_last_login": ("logged in longer ago", "logged in recently"),
+}
+
+
 def assign_names(z_centroids: dict[int, dict[str, float]], sizes: dict[int, int] | None = None) -> dict[int, str]:
-    """segment id → a distinct name: name_for(); a name that fits several segments is numbered
-    ("hibernating", "hibernating 2") from the largest segment down."""
+    """segment id → a distinct name. name_for() gives the rule name; where several segments fit one rule,
+    the largest keeps the plain name and each other one says how it differs from that one, by the
+    clustered feature where their centroids are furthest apart ("occasional, higher spend"). Only a
+    segment that would still collide with another is numbered."""
     names = {sid: name_for(z) for sid, z in z_centroids.items()}
     sizes = sizes or {}
     out: dict[int, str] = {}
     for name in sorted(set(names.values())):
         sids = sorted((s for s in names if names[s] == name), key=lambda s: (-sizes.get(s, 0), s))
-        for i, sid in enumerate(sids):
-            out[sid] = name if i == 0 else f"{name} {i + 1}"
+        ref = z_centroids[sids[0]]
+        out[sids[0]] = name
+        for sid in sids[1:]:
+            diff = {f: z_centroids[sid][f] - ref[f] for f in CONTRASTS}
+            feature = max(diff, key=lambda f: (abs(diff[f]), f))
+            out[sid] = f"{name}, {CONTRASTS[feature][0 if diff[feature] > 0 else 1]}"
+    taken: dict[str, int] = {}
+    for sid in sorted(out, key=lambda s: (-sizes.get(s, 0), s)):
+        base = out[sid]
+        taken[base] = taken.get(base, 0) + 1
+        if taken[base] > 1:
+            out[sid] = f"{base} {taken[base]}"
     return out
+
+
+def named_segments(centers) -> int:
+    """How many different name_for() rules the centroids (z-scores, CLUSTER_FEATURES order) fit."""
+    return len({name_for(dict(zip(features.CLUSTER_FEATURES, map(float, c)))) for c in centers})
 
 
 def match_ids(new_scaled: np.ndarray, previous: dict | None, mean: np.ndarray, std: np.ndarray,
@@ -112,9 +146,10 @@ class Config:
     k_min: int = 3
     k_max: int = 8
     seed: int = 42
+    n_init: int = 4                           # K-Means starts per k; the lowest cost wins (fit_kmeans)
     max_iter: int = 50
     tol: float = 1e-5
-    silhouette_tolerance: float = 0.005
+    silhouette_tolerance: float = 0.1           # pick_k: candidates within this of the best silhouette
     snapshot_date: str | None = None          # default: the newest snapshot_date in the table
     ground_truth: str | None = None           # churn_ground_truth.csv (customer_id, churned, churn_date)
     sklearn_sample: int = 10_000              # rows for the scikit-learn comparison (0 = skip)
@@ -224,12 +259,39 @@ def load_features(spark, snapshot_date: str | None = None):
         snapshot_date = latest.isoformat()
     df = df.where(F.col("snapshot_date") == F.lit(snapshot_date).cast("date"))
     cols = list(dict.fromkeys([features.KEY, "snapshot_date", *features.CLUSTER_FEATURES, *features.PROFILE_FEATURES]))
-    # a fixed partitioning and order: K-Means|| sampling, hence the labels, depend on it
-    return df.select(*cols).repartition(4, features.KEY).sortWithinPartitions(features.KEY), snapshot_date
+    return in_feature_order(df.select(*cols)), snapshot_date
+
+
+def in_feature_order(df):
+    """`df` in partitions and an order that depend only on the clustered feature values, never on the ids.
+
+    K-Means|| draws its seeds partition by partition, row by row (seeded per partition index), and the
+    Imputer's quantiles and the scaler's sums follow the partitions too. Partitioned by customer_id, the
+    same customers under another id prefix got other seeds, so another k and other segments. Here rows
+    are hash-partitioned on a hash of the feature values and sorted by it, then by the values themselves
+    (a hash collision, or xxhash64 skipping NULLs, still sorts one way); rows that tie are identical points
+    to every stage, so their order changes nothing."""
+    from pyspark.sql import functions as F
+
+    cols = [F.col(c) for c in features.CLUSTER_FEATURES]
+    return (df.withColumn("_feature_hash", F.xxhash64(*cols))
+            .repartition(4, "_feature_hash")
+            .sortWithinPartitions("_feature_hash", *cols)
+            .drop("_feature_hash"))
+
+
+def fit_kmeans(X, k: int, cfg: Config):
+    """The lowest-cost of `cfg.n_init` K-Means fits (seeds seed, seed+1, ...), as scikit-learn's n_init:
+    one k-means|| start often ends in a poor local optimum (on the demo population one seed's k=3 had
+    silhouette 0.39 where the others found 0.49), and which start is poor depends on the seed."""
+    from pyspark.ml.clustering import KMeans
+
+    fits = [KMeans(k=k, seed=cfg.seed + i, maxIter=cfg.max_iter, tol=cfg.tol, featuresCol="features",
+                   predictionCol="cluster", initMode="k-means||").fit(X) for i in range(cfg.n_init)]
+    return min(fits, key=lambda m: m.summary.trainingCost)
 
 
 def search_k(X, cfg: Config) -> tuple[int, list[dict], dict]:
-    from pyspark.ml.clustering import KMeans
     from pyspark.ml.evaluation import ClusteringEvaluator
 
     evaluator = ClusteringEvaluator(featuresCol="features", predictionCol="cluster", metricName="silhouette",
@@ -237,19 +299,31 @@ def search_k(X, cfg: Config) -> tuple[int, list[dict], dict]:
     curve, models = [], {}
     for k in range(cfg.k_min, cfg.k_max + 1):
         t0 = time.perf_counter()
-        model = KMeans(k=k, seed=cfg.seed, maxIter=cfg.max_iter, tol=cfg.tol, featuresCol="features",
-                       predictionCol="cluster", initMode="k-means||").fit(X)
+        model = fit_kmeans(X, k, cfg)
         fit_s = time.perf_counter() - t0
         silhouette = evaluator.evaluate(model.transform(X))
         curve.append({"k": k, "silhouette": round(silhouette, 5), "training_cost": round(model.summary.trainingCost, 3),
-                      "iterations": model.summary.numIter, "fit_seconds": round(fit_s, 3),
-                      "seconds": round(time.perf_counter() - t0, 3)})
+                      "iterations": model.summary.numIter, "named_segments": named_segments(model.clusterCenters()),
+                      "fit_seconds": round(fit_s, 3), "seconds": round(time.perf_counter() - t0, 3)})
         models[k] = model
-    # the largest k whose silhouette is within `silhouette_tolerance` of the best: equally good
-    # separation, finer segments (silhouettes a few thousandths apart are noise between seeds)
+    return pick_k(curve, cfg.silhouette_tolerance), curve, models
+
+
+def pick_k(curve: list[dict], tolerance: float) -> int:
+    """The k of a segmentation people act on.
+
+    Customer behaviour is a continuum, not a set of well-separated blobs, so the silhouette (and the
+    Calinski-Harabasz index alike) is usually best at the coarsest split: on the demo population k=3,
+    which leaves the lapsed customers inside "occasional". A segmentation exists to be acted on, and
+    each naming rule of name_for() stands for a different action (reward, onboard, win back, ...).
+    So, among the k whose silhouette is within `tolerance` of the best (clearly weaker structure is
+    excluded): the largest k whose segments all fit different naming rules (two segments of one rule
+    are one audience split in two); without one, the k with the most different rules. Ties go to the
+    better silhouette, then the smaller k."""
     top = max(row["silhouette"] for row in curve)
-    best = max(row["k"] for row in curve if row["silhouette"] >= top - cfg.silhouette_tolerance)
-    return best, curve, models
+    near = [row for row in curve if row["silhouette"] >= top - tolerance]
+    return max(near, key=lambda row: (row["named_segments"] == row["k"], row["named_segments"],
+                                      row["silhouette"], -row["k"]))["k"]
 
 
 def choose_k(X, n: int, cfg: Config) -> tuple[int, list[dict], object, dict]:
@@ -257,7 +331,6 @@ def choose_k(X, n: int, cfg: Config) -> tuple[int, list[dict], object, dict]:
     (one fit and one silhouette per k, most of the job's time) runs on a seeded sample, and only the
     chosen k is fitted on everything: the silhouette curve of a 50k sample picks the same k as the full
     one, at a fraction of the cost. Returns (k, curve, model, search info)."""
-    from pyspark.ml.clustering import KMeans
     from pyspark.ml.evaluation import ClusteringEvaluator
 
     if not cfg.search_sample or n <= cfg.search_sample:
@@ -270,8 +343,7 @@ def choose_k(X, n: int, cfg: Config) -> tuple[int, list[dict], object, dict]:
     k, curve, _ = search_k(sample, cfg)
     sample.unpersist()
     t0 = time.perf_counter()
-    model = KMeans(k=k, seed=cfg.seed, maxIter=cfg.max_iter, tol=cfg.tol, featuresCol="features",
-                   predictionCol="cluster", initMode="k-means||").fit(X)
+    model = fit_kmeans(X, k, cfg)
     fit_s = time.perf_counter() - t0
     silhouette = ClusteringEvaluator(featuresCol="features", predictionCol="cluster", metricName="silhouette",
                                      distanceMeasure="squaredEuclidean").evaluate(model.transform(X))

