@@ -397,6 +397,17 @@ def churn_by_segment(spark, scored, ground_truth: str | None) -> dict | None:
                            for r in rows}}
 
 
+def profile_value(column: str):
+    """What a profile averages: for a BUYERS_ONLY column (days since the last order), buyers only. The
+    mart gives a customer without an order their tenure there, which is not a time since an order; a
+    segment without a buyer gets NULL (shown empty), not its tenure."""
+    from pyspark.sql import functions as F
+
+    if column in features.BUYERS_ONLY:
+        return F.when(F.col("frequency") > 0, F.col(column))
+    return F.col(column)
+
+
 def run(spark, cfg: Config) -> dict:
     """Train, name, score, and (cfg.write) persist one segmentation run. Returns its metrics."""
     from pyspark.ml import PipelineModel
@@ -456,7 +467,7 @@ def run(spark, cfg: Config) -> dict:
 
     churn = churn_by_segment(spark, scored, cfg.ground_truth)
     agg = [F.count("*").alias("size"), F.avg("distance").alias("avg_distance")]
-    agg += [F.avg(c).cast("double").alias(f"avg_{c}") for c in features.PROFILE_FEATURES]
+    agg += [F.avg(profile_value(c)).cast("double").alias(f"avg_{c}") for c in features.PROFILE_FEATURES]
     prof_rows = scored.groupBy("segment_id", "segment_name").agg(*agg).orderBy("segment_id").collect()
     profiles = []
     for r in prof_rows:

@@ -110,6 +110,24 @@ def test_segment_names_are_unique(first):
     assert len(set(names)) == len(names) == first["k"], names
 
 
+def test_profiles_average_days_since_last_order_over_buyers_only(first):
+    """customer_features gives a customer without an order their tenure as recency_days; a segment's
+    avg_recency_days is the mean of its buyers only (NULL without one), not a mix of the two."""
+    feats, _ = features.synthetic(N, seed=5, snapshot_date=SNAPSHOT)
+    feats = feats.set_index("customer_id").join(first["labels"].rename("segment_id"))
+    profiles = (lake.catalog().load_table(lake.PROFILES_TABLE).scan(row_filter=f"run_id = '{first['run_id']}'")
+                .to_arrow().to_pandas().set_index("segment_id"))
+    buyers = feats[feats.frequency > 0].groupby("segment_id").recency_days.mean()
+    assert len(profiles) == first["k"] and (feats.frequency == 0).any()
+    for sid, row in profiles.iterrows():
+        if sid in buyers.index:
+            assert row.avg_recency_days == pytest.approx(buyers[sid]), sid
+        else:
+            assert pd.isna(row.avg_recency_days), sid
+    assert profiles.avg_tenure_days.tolist() == pytest.approx(
+        feats.groupby("segment_id").tenure_days.mean().loc[profiles.index].tolist())
+
+
 def test_exact_counts_from_features_to_iceberg_to_clickhouse(first):
     run_id = first["run_id"]
     cat = lake.catalog()

@@ -18,7 +18,7 @@ select
     round(sum(f.monetary), 2)                                       as lifetime_revenue,
     if(lifetime_orders > 0, lifetime_revenue / lifetime_orders, null) as avg_order_value,
     if(sessions_90d > 0, orders_90d / sessions_90d, null)           as conversion_rate_90d,
-    avg(f.recency_days)                                             as avg_recency_days,
+    avgIf(f.recency_days, f.frequency > 0)                          as avg_recency_days,
     countIf(f.sessions_30d = 0) / count()                           as inactive_30d_share,
     countIf(f.subscription_tier = 'premium') / count()              as premium_share
 from {{ ref('customer_features') }} as f
