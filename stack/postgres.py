@@ -50,6 +50,19 @@ def _chown(path: Path) -> None:
             os.chown(p, entry.pw_uid, entry.pw_gid)
 
 
+def unreachable_folder(path: Path) -> Path | None:
+    """The outermost folder of `path` that the OS user PostgreSQL runs as cannot enter, or None. As root the
+    server runs as that user, so a checkout under a private folder (mode 0700, e.g. from mktemp -d) is out
+    of its reach."""
+    user = _run_as()
+    if not user:
+        return None
+    for folder in [*reversed(path.parents), path]:
+        if folder.exists() and subprocess.run(_as_user(["test", "-x", str(folder)])).returncode != 0:
+            return folder
+    return None
+
+
 def service(settings: Settings) -> Service:
     root = settings.data_dir / "postgres"
     data, run = root / "data", root / "run"
@@ -73,6 +86,10 @@ def service(settings: Settings) -> Service:
             pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
             shutil.rmtree(data, ignore_errors=True)
+            blocked = unreachable_folder(root)
+            if blocked:
+                raise StackError(f"initdb failed: PostgreSQL runs as the OS user {_run_as()}, which cannot enter "
+                                 f"{blocked}; make it traversable (chmod o+x {blocked}) or put the checkout elsewhere")
             last = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
             raise StackError(f"initdb failed for {data}: {last}")
 
