@@ -263,19 +263,23 @@ def load_features(spark, snapshot_date: str | None = None):
 
 
 def in_feature_order(df):
-    """`df` in partitions and an order that depend only on the clustered feature values, never on the ids.
+    """`df` as one partition in an order that depends only on the clustered feature values, never on the ids.
 
-    K-Means|| draws its seeds partition by partition, row by row (seeded per partition index), and the
-    Imputer's quantiles and the scaler's sums follow the partitions too. Partitioned by customer_id, the
-    same customers under another id prefix got other seeds, so another k and other segments. Here rows
-    are hash-partitioned on a hash of the feature values and sorted by it, then by the values themselves
-    (a hash collision, or xxhash64 skipping NULLs, still sorts one way); rows that tie are identical points
-    to every stage, so their order changes nothing."""
+    K-Means|| draws its seeds partition by partition, row by row, and the Imputer's quantiles and the
+    scaler's sums follow the partitions too. Partitioned by customer_id, the same customers under another
+    id prefix got other seeds, so another k and other segments. Here rows are sorted by a hash of the
+    feature values, then by the values themselves (a hash collision, or xxhash64 skipping NULLs, still
+    sorts one way); rows that tie are identical points to every stage, so their order changes nothing.
+
+    One partition, because Spark adds up the partitions' K-Means sums in the order their tasks finish:
+    with several, the centres, costs and iteration counts differed in the last bits from run to run (so
+    did which of the n_init starts won a tie). K-Means on 8 features is cheap per row; the k search runs
+    on a sample above `search_sample` customers anyway."""
     from pyspark.sql import functions as F
 
     cols = [F.col(c) for c in features.CLUSTER_FEATURES]
     return (df.withColumn("_feature_hash", F.xxhash64(*cols))
-            .repartition(4, "_feature_hash")
+            .repartition(1)
             .sortWithinPartitions("_feature_hash", *cols)
             .drop("_feature_hash"))
 
