@@ -99,9 +99,14 @@ def assign_names(z_centroids: dict[int, dict[str, float]], sizes: dict[int, int]
     return out
 
 
+def z_profile(center) -> dict[str, float]:
+    """A centroid in scaled space (z-scores, CLUSTER_FEATURES order) as name_for() reads it."""
+    return dict(zip(features.CLUSTER_FEATURES, map(float, center)))
+
+
 def named_segments(centers) -> int:
-    """How many different name_for() rules the centroids (z-scores, CLUSTER_FEATURES order) fit."""
-    return len({name_for(dict(zip(features.CLUSTER_FEATURES, map(float, c)))) for c in centers})
+    """How many different name_for() rules the centroids fit."""
+    return len({name_for(z_profile(c)) for c in centers})
 
 
 def match_ids(new_scaled: np.ndarray, previous: dict | None, mean: np.ndarray, std: np.ndarray,
@@ -444,7 +449,7 @@ def run(spark, cfg: Config) -> dict:
     mon = list(features.CLUSTER_FEATURES).index("monetary")
     prev = previous_state(cfg.previous) if cfg.previous else None
     ids, matching = match_ids(centers, prev, mean, std, centers[:, mon])
-    z = {ids[i]: dict(zip(features.CLUSTER_FEATURES, map(float, centers[i]))) for i in range(k)}
+    z = {ids[i]: z_profile(centers[i]) for i in range(k)}
     sizes = dict(zip(ids, kmeans.summary.clusterSizes))
     names = assign_names(z, sizes)
 

@@ -105,11 +105,6 @@ def test_equal_features_give_equal_segments_whatever_the_ids(spark, first):
     assert labels.loc[[renamed[c] for c in first["labels"].index]].tolist() == first["labels"].tolist()
 
 
-def test_segment_names_are_unique(first):
-    names = [s["segment_name"] for s in first["segments"]]
-    assert len(set(names)) == len(names) == first["k"], names
-
-
 def test_profiles_average_days_since_last_order_over_buyers_only(first):
     """customer_features gives a customer without an order their tenure as recency_days; a segment's
     avg_recency_days is the mean of its buyers only (NULL without one), not a mix of the two."""
