@@ -351,14 +351,21 @@ class App:
         watcher = asyncio.create_task(_watch_disconnect(receive, gone))
         await send({"type": "http.response.start", "status": 200,
                     "headers": [*headers, _h("X-ClickHouse-Exception-Tag", tag)]})
+        pending = None
         try:
             while True:
-                for chunk in out.chunks:
+                # this batch and the chDB results its memoryviews point into stay alive while written
+                chunks, held = out.chunks, out._keep  # noqa: F841
+                if out.stream is not None and not gone.is_set():
+                    # chDB fetches the next batch while this one is written: engine and network overlap
+                    pending = asyncio.get_running_loop().run_in_executor(self.pool, next_batch)
+                for chunk in chunks:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                if out.stream is None or gone.is_set():
+                if pending is None:
                     break
+                p, pending = pending, None
                 try:
-                    await self._call(next_batch)
+                    await p
                 except ClickHouseError as err:
                     msg = err.text().encode()
                     block = b"__exception__\r\n" + tag.encode() + b"\r\n" + msg + \
@@ -369,6 +376,9 @@ class App:
             await send({"type": "http.response.body", "body": b""})
         finally:
             watcher.cancel()
+            if pending is not None:  # cancelled while a fetch ran: let it end before cancelling the stream
+                with contextlib.suppress(BaseException):
+                    await pending
             if out.stream is not None:
                 await self._call(engine.cancel, out)
 
