@@ -181,18 +181,20 @@ class App:
                     int(clen) if clen and clen.isdigit() else None)
 
         # Plan: stream the body into an INSERT (data after `FORMAT X`, in the URL query or at the
-        # start of the body), or read the whole body and run query + "\n" + body as SQL.
+        # start of the body), or read the whole body and run query + "\n" + body as SQL. The SQL
+        # stays bytes, as clickhouse-server reads it: a binary literal reaches the engine unchanged.
         q = params.get("query", "")
-        insert, data, text = None, b"", q
+        sql = _url_query(q, scope["query_string"])
+        insert, data = None, b""
         if is_form:
             # clickhouse-server's DynamicQueryHandler::getQuery: the query is every `query` value, the
             # URL's first, joined without a separator; a param_<name> already set (by the URL, or by an
             # earlier field) wins; other fields are ignored (settings come from the URL only).
             fields = await form.read_fields(body, ctype)
-            text = q + "".join(v for k, v in fields if k == "query")
+            sql += b"".join(v for k, v in fields if k == "query")
             for k, v in fields:
                 if k.startswith("param_"):
-                    query_params.setdefault(k[6:], v)
+                    query_params.setdefault(k[6:], v.decode("utf-8", "replace"))
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s form fields: %s", query_id, [(k, len(v)) for k, v in fields])
         elif scope["method"] == "POST":
@@ -200,10 +202,11 @@ class App:
             if insert is None:
                 head = await body.read_head(HEAD_BYTES)
                 if head:
-                    joined = (q.encode() + b"\n" + head) if q else head
+                    joined = (sql + b"\n" + head) if sql else head
                     insert, data = _split_body_insert(joined)
                     if insert is None:
-                        text = (joined + await body.read_all()).decode("utf-8", "replace")
+                        sql = joined + await body.read_all()
+        text = sql.decode("latin-1")  # for keyword inspection only (sqltext.py)
         if insert is None and not text.strip():
             raise ClickHouseError(errors.SYNTAX_ERROR, "Empty query")
 
@@ -255,8 +258,8 @@ class App:
             if insert is not None:
                 await self._insert(send, conn, body, insert, data, common, started)
             else:
-                wait = params.get("wait_end_of_query", "0") in _TRUE
-                await self._select(receive, send, conn, text, fmt, query_params, wait, common, started, tc, done)
+                stream = params.get("wait_end_of_query", "0") not in _TRUE and sqltext.kind(text) in ("SELECT", "WITH")
+                await self._select(receive, send, conn, sql, fmt, query_params, stream, common, started, tc, done)
         finally:
             if restore:  # the query failed before its result was complete
                 with contextlib.suppress(Exception):
@@ -308,10 +311,10 @@ class App:
                                 _h("X-ClickHouse-Format", fmt), _h("X-ClickHouse-Summary", _summary(stats, started))]})
         await send({"type": "http.response.body", "body": b""})
 
-    async def _select(self, receive, send, conn, text, fmt, query_params, wait, common, started, tc=None,
+    async def _select(self, receive, send, conn, sql: bytes, fmt, query_params, stream, common, started, tc=None,
                       done=None):
         def run():
-            out = engine.execute(conn, text, fmt, query_params, not wait)
+            out = engine.execute(conn, sql, fmt, query_params, stream)
             if tc is not None:
                 try:
                     _reframe(out, tc)
@@ -389,6 +392,15 @@ def _reframe(out: engine.Output, tc: native.Transcoder) -> None:
     if out.stream is None:  # the last batch
         data += tc.finish()
     out.chunks, out._keep = ([data] if data else []), []
+
+
+def _url_query(q: str, query_string: bytes) -> bytes:
+    """The `query` URL parameter's bytes. parse_qsl decoded it as UTF-8 and replaced invalid bytes
+    with U+FFFD, so only then is it parsed again, byte for byte (latin-1 keeps every byte)."""
+    if "\ufffd" not in q:
+        return q.encode()
+    raw = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, encoding="latin-1"))
+    return raw["query"].encode("latin-1")
 
 
 def _split_body_insert(joined: bytes):

@@ -87,7 +87,7 @@ class Engine:
 
 # ---- calls below run on worker threads ----------------------------------------------------
 
-def _run(conn, sql: str, fmt: str = "TabSeparated", params: dict | None = None):
+def _run(conn, sql: str | bytes, fmt: str = "TabSeparated", params: dict | None = None):
     try:
         return conn.query(sql, fmt, params=params or {})
     except Exception as exc:  # chDB raises ChdbError/RuntimeError carrying ClickHouse's text
@@ -142,10 +142,11 @@ def fetch_batch(out: Output) -> Output:
     return out
 
 
-def execute(conn, sql: str, fmt: str, params: dict[str, str], stream: bool) -> Output:
-    """Run a query. Row-by-row formats of SELECTs are streamed; everything else is buffered once."""
+def execute(conn, sql: bytes, fmt: str, params: dict[str, str], stream: bool) -> Output:
+    """Run a query (bytes: chDB takes them as they are). With `stream` (the caller checked that
+    it is a SELECT) row-by-row formats are streamed; everything else is buffered once."""
     out = Output()
-    if stream and formats.streamable(fmt) and sqltext.kind(sql) in ("SELECT", "WITH"):
+    if stream and formats.streamable(fmt):
         try:
             out.stream = conn.send_query(sql, fmt, params=params)
         except Exception as exc:

@@ -51,7 +51,7 @@ class _Fields:
     """MultipartParser callbacks that collect the text fields, in order."""
 
     def __init__(self):
-        self.fields: list[tuple[str, str]] = []
+        self.fields: list[tuple[str, bytes]] = []
         self.ended = False
         self._headers: dict[str, str] = {}
         self._hname: list[bytes] = []
@@ -91,15 +91,16 @@ class _Fields:
         self._value.append(data[start:end])
 
     def _part_end(self):
-        self.fields.append((self._name, b"".join(self._value).decode("utf-8", "replace")))
+        # values stay bytes: a `query` field may hold binary literals (app.py decodes param_ values)
+        self.fields.append((self._name, b"".join(self._value)))
         self._value = []
 
     def _end(self):
         self.ended = True
 
 
-async def read_fields(body: Body, content_type: str) -> list[tuple[str, str]]:
-    """The text fields of a multipart/form-data body, in the order sent.
+async def read_fields(body: Body, content_type: str) -> list[tuple[str, bytes]]:
+    """The text fields of a multipart/form-data body (name, raw value), in the order sent.
 
     Raises BAD_ARGUMENTS (400) for a malformed or truncated body, NOT_IMPLEMENTED (501) for a
     file field (external data) and QUERY_IS_TOO_LARGE (413) past the body limit."""

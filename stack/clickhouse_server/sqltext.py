@@ -3,6 +3,8 @@
 We never rewrite queries; we only look at the first keyword (to pick streaming vs. buffered
 execution and to enforce GET-is-read-only inside sessions) and at a trailing FORMAT/VALUES
 clause (to stream an INSERT's body into the engine instead of concatenating it into the SQL).
+SQL that arrives as bytes is inspected as its latin-1 decoding, which maps every byte to one
+character, so keywords are found and nothing is lost.
 """
 from __future__ import annotations
 

@@ -179,3 +179,33 @@ def test_authentication_methods(server):
         assert r.status_code == 403, bad
         assert r.headers["X-ClickHouse-Exception-Code"] == "516"
         assert "(AUTHENTICATION_FAILED)" in r.text
+
+
+ALL_BYTES = bytes(range(256))
+
+
+def test_binary_bytes_in_the_sql_reach_the_engine_unchanged(server):
+    """The SQL is bytes, as clickhouse-server reads it: invalid UTF-8 is not replaced with U+FFFD."""
+    r = requests.post(server.url, data=b"SELECT hex($x$\xff\xfe$x$)", auth=server.admin)
+    assert r.content == b"FFFE\n"
+    r = requests.post(server.url, data=b"SELECT $x$" + ALL_BYTES + b"$x$ FORMAT RawBLOB", auth=server.admin)
+    assert r.content == ALL_BYTES
+    # in the URL's `query` parameter, and there joined with a body
+    r = requests.post(server.url + "?query=SELECT%20hex('%FF%FE'),%20'%C3%BC'", auth=server.admin)
+    assert r.content == "FFFE\tü\n".encode()
+    r = requests.post(server.url + "?query=SELECT%20hex(concat('%FF',", data=b"'\xfe'))", auth=server.admin)
+    assert r.content == b"FFFE\n"
+    # in a multipart/form-data `query` field
+    r = requests.post(server.url, files={"query": (None, b"SELECT hex($x$\x80\x00\xc3$x$)")}, auth=server.admin)
+    assert r.content == b"8000C3\n"
+
+
+def test_parquet_bytes_embedded_in_a_query(server):
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"id": [1, 2, 3], "s": ["a", "ü", "c"]}), buf)
+    data = buf.getvalue()
+    assert any(b > 0x7F for b in data) and b"$pq$" not in data
+    r = requests.post(server.url, data=b"SELECT * FROM format(Parquet, $pq$" + data + b"$pq$) FORMAT CSV",
+                      auth=server.admin)
+    assert r.status_code == 200, r.text
+    assert r.text == '1,"a"\n2,"ü"\n3,"c"\n'
