@@ -225,9 +225,11 @@ class App:
             conn = self.engine.connect()
             readonly = user.readonly or scope["method"] == "GET"
         close = params.get("close_session", "0") in _TRUE
-        fmt = None if insert is not None else \
-            sqltext.output_format(text) or params.get("default_format") or "TabSeparated"
-        reframe = bool(revision) and fmt is not None and fmt.lower() == "native" and sqltext.kind(text) != "SET"
+        kind = "INSERT" if insert is not None else sqltext.kind(text)
+        # statements without a result set get no output format, hence no X-ClickHouse-Format
+        fmt = (sqltext.output_format(text) or params.get("default_format") or "TabSeparated") \
+            if insert is None and sqltext.has_result(text) else None
+        reframe = bool(revision) and fmt is not None and fmt.lower() == "native"
         restore = []  # the session connection whose type-encoding setting is reset after the query
 
         def done():
@@ -258,7 +260,7 @@ class App:
             if insert is not None:
                 await self._insert(send, conn, body, insert, data, common, started)
             else:
-                stream = params.get("wait_end_of_query", "0") not in _TRUE and sqltext.kind(text) in ("SELECT", "WITH")
+                stream = params.get("wait_end_of_query", "0") not in _TRUE and kind in ("SELECT", "WITH")
                 await self._select(receive, send, conn, sql, fmt, query_params, stream, common, started, tc, done)
         finally:
             if restore:  # the query failed before its result was complete
@@ -306,15 +308,16 @@ class App:
                     await pending
             await self._call(engine.insert_cancel, ins)
             raise
+        # as clickhouse-server: an INSERT has no result set, so no X-ClickHouse-Format
         await send({"type": "http.response.start", "status": 200,
                     "headers": [*common, _h("Content-Type", "text/plain; charset=UTF-8"), _h("Content-Length", "0"),
-                                _h("X-ClickHouse-Format", fmt), _h("X-ClickHouse-Summary", _summary(stats, started))]})
+                                _h("X-ClickHouse-Summary", _summary(stats, started))]})
         await send({"type": "http.response.body", "body": b""})
 
     async def _select(self, receive, send, conn, sql: bytes, fmt, query_params, stream, common, started, tc=None,
                       done=None):
         def run():
-            out = engine.execute(conn, sql, fmt, query_params, stream)
+            out = engine.execute(conn, sql, fmt or "TabSeparated", query_params, stream)
             if tc is not None:
                 try:
                     _reframe(out, tc)
@@ -333,8 +336,11 @@ class App:
                 done()
 
         out = await self._call(run)
-        headers = [*common, _h("Content-Type", formats.content_type(fmt)), _h("X-ClickHouse-Format", fmt),
-                   _h("X-ClickHouse-Summary", _summary(out.stats, started))]
+        headers = [*common, _h("X-ClickHouse-Summary", _summary(out.stats, started))]
+        if fmt is None:  # DDL, SET, USE, INSERT ... SELECT, ...: the summary is the answer
+            headers.append(_h("Content-Type", "text/plain; charset=UTF-8"))
+        else:
+            headers += [_h("Content-Type", formats.content_type(fmt)), _h("X-ClickHouse-Format", fmt)]
         if out.stream is None:  # complete result: send with a Content-Length
             size = sum(len(c) for c in out.chunks)
             await send({"type": "http.response.start", "status": 200,

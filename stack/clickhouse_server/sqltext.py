@@ -1,8 +1,8 @@
 """The little SQL inspection the HTTP layer needs (everything else is left to the engine).
 
-We never rewrite queries; we only look at the first keyword (to pick streaming vs. buffered
-execution and to enforce GET-is-read-only inside sessions) and at a trailing FORMAT/VALUES
-clause (to stream an INSERT's body into the engine instead of concatenating it into the SQL).
+We never rewrite queries; we only look at the first keywords (to pick streaming vs. buffered
+execution, to enforce GET-is-read-only inside sessions, and to tell statements with a result
+set from those answered by a summary) and at a trailing FORMAT/VALUES clause (to stream an INSERT's body into the engine instead of concatenating it into the SQL).
 SQL that arrives as bytes is inspected as its latin-1 decoding, which maps every byte to one
 character, so keywords are found and nothing is lost.
 """
@@ -19,6 +19,11 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Statements allowed by a GET request inside a session (readonly=2 semantics, see sessions.py).
 _READ_KINDS = {"SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXISTS", "EXPLAIN", "SET", "USE", "CHECK"}
+# Statements whose pipeline pulls a result set: only these get X-ClickHouse-Format from
+# clickhouse-server (executeQuery sets the format for a pulling pipeline only); DDL, SET, USE,
+# INSERT, SYSTEM, ... are answered with an empty body and the X-ClickHouse-Summary alone.
+_RESULT_KINDS = {"SELECT", "WITH", "FROM", "SHOW", "DESC", "DESCRIBE", "EXISTS", "EXPLAIN", "CHECK", "KILL",
+                 "WATCH", "BACKUP", "RESTORE"}
 
 
 def first_keywords(sql: str, n: int = 2) -> list[str]:
@@ -41,6 +46,10 @@ def is_read_only(sql: str) -> bool:
     if not words:
         return True
     return words[0] in _READ_KINDS or words[:2] == ["CREATE", "TEMPORARY"]
+
+
+def has_result(sql: str) -> bool:
+    return kind(sql) in _RESULT_KINDS
 
 
 def split_insert(sql: str) -> tuple[str, str] | None:

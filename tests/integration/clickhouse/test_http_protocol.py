@@ -209,3 +209,30 @@ def test_parquet_bytes_embedded_in_a_query(server):
                       auth=server.admin)
     assert r.status_code == 200, r.text
     assert r.text == '1,"a"\n2,"ü"\n3,"c"\n'
+
+
+def test_statements_without_a_result_answer_with_a_summary_only(server, table_name):
+    """As clickhouse-server: X-ClickHouse-Format only for a result set; clients that see it take
+    the (empty) body as the answer instead of the summary."""
+    t = table_name
+    for sql, data, written in [
+        (f"DROP TABLE IF EXISTS {t}", None, "0"), ("SET max_threads = 2", None, "0"), ("USE default", None, "0"),
+        (f"CREATE TABLE {t} (a UInt8) ENGINE = MergeTree ORDER BY a", None, "0"),
+        (f"INSERT INTO {t} VALUES (1), (2)", None, "2"), (f"INSERT INTO {t} FORMAT CSV", b"3\n", "1"),
+        (f"INSERT INTO {t} SELECT 4", None, "1"), (f"OPTIMIZE TABLE {t} FINAL", None, "0"),
+        (f"ALTER TABLE {t} DELETE WHERE a = 1 SETTINGS mutations_sync = 1", None, "0"),
+    ]:
+        r = server.query(sql, data=data)
+        assert r.status_code == 200, (sql, r.text)
+        assert "X-ClickHouse-Format" not in r.headers, sql
+        assert r.headers["Content-Type"] == "text/plain; charset=UTF-8", sql
+        assert r.content == b"", sql
+        assert json.loads(r.headers["X-ClickHouse-Summary"])["written_rows"] == written, sql
+    assert server.ok(f"SELECT groupArray(a) FROM {t}") == "[2,3,4]\n"
+
+
+def test_an_empty_result_set_keeps_its_format(server):
+    r = server.query("SELECT 1 WHERE 0")
+    assert (r.content, r.headers["X-ClickHouse-Format"]) == (b"", "TabSeparated")
+    r = server.query("SHOW TABLES FROM system LIKE 'no_such_%'", params={"default_format": "JSONEachRow"})
+    assert (r.content, r.headers["X-ClickHouse-Format"]) == (b"", "JSONEachRow")

@@ -118,3 +118,14 @@ def test_curl_json_each_row_and_csv_insert(server, table_name):
     p = subprocess.run([*base, "-o", "/dev/null", "-w", "%{http_code}", f"{server.url}?query=SELECT%20*%20FROM%20nope"],
                        capture_output=True)
     assert p.stdout == b"404"
+
+
+def test_command_without_a_result_returns_the_summary(client, table_name):
+    from clickhouse_connect.driver.summary import QuerySummary
+
+    assert isinstance(client.command(f"DROP TABLE IF EXISTS {table_name}"), QuerySummary)
+    assert isinstance(client.command("SET max_threads = 2"), QuerySummary)
+    client.command(f"CREATE TABLE {table_name} (a UInt8) ENGINE = Memory")
+    summary = client.command(f"INSERT INTO {table_name} VALUES (1), (2), (3)")
+    assert isinstance(summary, QuerySummary) and summary.written_rows == 3
+    assert client.command(f"SELECT count() FROM {table_name} WHERE a > 5") == 0
