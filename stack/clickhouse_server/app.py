@@ -34,6 +34,9 @@ RESERVED = {
     "client_protocol_version", "close_session", "database", "default_format",
 }
 INSERT_BATCH = 4 << 20  # hand request bodies to chDB in ~4 MiB pieces
+# clickhouse-server holds the first DBMS_DEFAULT_BUFFER_SIZE (1 MiB) of a result before it sends
+# the status line: an error within it is a plain HTTP error, a later one an in-stream block.
+RESPONSE_BUFFER = 1 << 20
 HEAD_BYTES = 64 << 10  # an INSERT's SQL must start within the body's first 64 KiB
 _TRUE = {"1", "true", "yes", "on"}
 _BODY_INSERT = re.compile(rb"\bFORMAT\s+([A-Za-z][A-Za-z0-9_]*)[ \t]*(?:\r?\n)?", re.I)
@@ -317,7 +320,7 @@ class App:
     async def _select(self, receive, send, conn, sql: bytes, fmt, query_params, stream, common, started, tc=None,
                       done=None):
         def run():
-            out = engine.execute(conn, sql, fmt or "TabSeparated", query_params, stream)
+            out = engine.execute(conn, sql, fmt or "TabSeparated", query_params, stream, RESPONSE_BUFFER)
             if tc is not None:
                 try:
                     _reframe(out, tc)
@@ -351,9 +354,9 @@ class App:
                 await send({"type": "http.response.body", "body": b""})
             return
         # Streamed (chunked) result. Errors after the headers are written the way clickhouse-server
-        # 25.x does (tagged block clients look for), then the connection is dropped so no client
+        # 25.11+ does (tagged block clients look for), then the connection is dropped so no client
         # can take a truncated result for a complete one.
-        tag = uuid.uuid4().hex[:16]
+        tag = uuid.uuid4().hex[:errors.EXCEPTION_TAG_LENGTH]
         gone = asyncio.Event()
         # uvicorn silently drops writes to a closed connection, so watch for the disconnect to stop
         # pulling rows from chDB for a client that is gone.
@@ -376,10 +379,7 @@ class App:
                 try:
                     await p
                 except ClickHouseError as err:
-                    msg = err.text().encode()
-                    block = b"__exception__\r\n" + tag.encode() + b"\r\n" + msg + \
-                        f"{len(msg)} {tag}\r\n__exception__\r\n".encode()
-                    await send({"type": "http.response.body", "body": block, "more_body": True})
+                    await send({"type": "http.response.body", "body": err.in_stream(tag), "more_body": True})
                     log.info("query failed while streaming: %s", err.text().rstrip())
                     return  # response left incomplete on purpose: uvicorn closes the connection
             await send({"type": "http.response.body", "body": b""})

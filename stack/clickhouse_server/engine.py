@@ -121,11 +121,11 @@ def binary_types_end(conn) -> None:
     _run(conn, f"SET {native.BINARY_TYPES_SETTING} = 0")
 
 
-def fetch_batch(out: Output) -> Output:
-    """Pull stream chunks until ~BATCH_BYTES are buffered or the stream ends."""
+def fetch_batch(out: Output, limit: int = BATCH_BYTES) -> Output:
+    """Pull stream chunks until `limit` bytes are buffered or the stream ends."""
     out.chunks, out._keep = [], []
     size = 0
-    while size < BATCH_BYTES:
+    while size < limit:
         try:
             res = out.stream.fetch()
         except Exception as exc:
@@ -142,9 +142,10 @@ def fetch_batch(out: Output) -> Output:
     return out
 
 
-def execute(conn, sql: bytes, fmt: str, params: dict[str, str], stream: bool) -> Output:
+def execute(conn, sql: bytes, fmt: str, params: dict[str, str], stream: bool, first_batch: int) -> Output:
     """Run a query (bytes: chDB takes them as they are). With `stream` (the caller checked that
-    it is a SELECT) row-by-row formats are streamed; everything else is buffered once."""
+    it is a SELECT) row-by-row formats are streamed, the first batch once `first_batch` bytes are
+    buffered; everything else is buffered once."""
     out = Output()
     if stream and formats.streamable(fmt):
         try:
@@ -154,7 +155,7 @@ def execute(conn, sql: bytes, fmt: str, params: dict[str, str], stream: bool) ->
             if "Streaming query is not supported" not in err.message:
                 raise err from None
         else:
-            return fetch_batch(out)
+            return fetch_batch(out, first_batch)
     res = _run(conn, sql, fmt, params)
     out.stats.add_result(res)
     if res.size():

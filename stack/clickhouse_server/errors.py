@@ -58,6 +58,9 @@ _TAIL_RE = re.compile(r"(?:\s*\((?:version [^)]*|[A-Z][A-Z0-9_]+)\)\.?)+\s*$")
 _NAME_RE = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
 
 VERSION = "unknown"  # the engine's version(), set at startup
+EXCEPTION_TAG_LENGTH = 16
+# 16 KiB for the block, less its markers, tags, CRLFs and the 8 digits of the length
+_MAX_STREAM_MESSAGE = 16 * 1024 - (2 + 13 + 2 + EXCEPTION_TAG_LENGTH + 2 + 8 + 1 + EXCEPTION_TAG_LENGTH + 2 + 13 + 2)
 
 
 class ClickHouseError(Exception):
@@ -70,6 +73,16 @@ class ClickHouseError(Exception):
 
     def text(self) -> str:
         return f"Code: {self.code}. DB::Exception: {self.message} ({self.name}) (version {VERSION})\n"
+
+    def in_stream(self, tag: str) -> bytes:
+        """The block clickhouse-server (25.11+, WriteBufferFromHTTP1ServerResponse::cancelWithException)
+        writes when a query fails after the response has started; `tag` is the response's
+        X-ClickHouse-Exception-Tag. The whole block is at most 16 KiB, so the message is cut to fit."""
+        msg = self.text().encode()[:_MAX_STREAM_MESSAGE]
+        if not msg.endswith(b"\n"):
+            msg += b"\n"
+        t = tag.encode()
+        return b"\r\n__exception__\r\n" + t + b"\r\n" + msg + b"%d " % len(msg) + t + b"\r\n__exception__\r\n"
 
 
 def from_engine(exc: BaseException) -> ClickHouseError:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -68,29 +69,74 @@ def test_oversized_body(server, table_name):
     still_serving(server)
 
 
-def test_error_before_the_first_batch_is_a_plain_error(server):
-    r = server.query("SELECT throwIf(number = 1000, 'early') FROM numbers(5000000) FORMAT RowBinary")
-    assert_error(r, 500, 395, "FUNCTION_THROW_IF_VALUE_IS_NON_ZERO")
+# Native blocks of ~1 MB. chDB computes ahead of the blocks fetched from it and drops those when the
+# query fails, so without the sleep (~65 ms a block) the error could overtake the rows before it.
+THROW_AT = "SELECT number, toString(number) AS s, throwIf(number = {n}, 'boom'), sleepEachRow(0.000001) " \
+           "FROM numbers(5000000) SETTINGS max_block_size = 65409"
 
 
-def test_error_in_the_middle_of_a_streamed_result(server):
-    r = server.query("SELECT number, throwIf(number = 3000000, 'boom') FROM numbers(5000000) FORMAT RowBinary", stream=True)
-    assert r.status_code == 200  # headers were already sent when the error happened
-    tag = r.headers["X-ClickHouse-Exception-Tag"]
-    with pytest.raises(requests.exceptions.ChunkedEncodingError):
-        b"".join(r.iter_content(1 << 20))
-    still_serving(server)
-    # the tagged exception block clickhouse-connect looks for is in the stream
-    raw = requests.post(server.url, params={"query": "SELECT number, throwIf(number = 3000000, 'boom') FROM numbers(5000000) FORMAT RowBinary"},
-                        auth=server.admin, stream=True)
+def test_error_before_the_first_mebibyte_is_a_plain_error(server):
+    # as clickhouse-server, which holds the first 1 MiB of output before sending the status line
+    assert_error(server.query("SELECT throwIf(number = 1000, 'early') FROM numbers(5000000) FORMAT RowBinary"),
+                 500, 395, "FUNCTION_THROW_IF_VALUE_IS_NON_ZERO")
+    assert_error(server.query(THROW_AT.format(n=100000) + " FORMAT Native"), 500, 395,
+                 "FUNCTION_THROW_IF_VALUE_IS_NON_ZERO")  # one ~1 MB block before the error
+
+
+def _tail(r, keep: int = 1 << 16) -> bytes:
+    """The last bytes of a response that ends without its final chunk."""
     buf = b""
-    try:
-        for chunk in raw.raw.stream(1 << 20, decode_content=False):
-            buf += chunk[-4096:] if len(chunk) > 4096 else chunk
-    except Exception:
-        pass
-    assert b"__exception__\r\n" in buf and b"boom" in buf and raw.headers["X-ClickHouse-Exception-Tag"].encode() in buf
-    assert tag
+    with pytest.raises(Exception):  # urllib3 ProtocolError: the server breaks the chunked response
+        for chunk in r.raw.stream(1 << 20, decode_content=False):
+            buf = (buf + chunk)[-keep:]
+    return buf
+
+
+@pytest.mark.parametrize("n", [200000, 1000000])
+def test_error_in_the_middle_of_a_streamed_result(server, n):
+    r = server.query(THROW_AT.format(n=n) + " FORMAT Native", stream=True)
+    assert r.status_code == 200  # more than 1 MiB had been sent when the error happened
+    tag = r.headers["X-ClickHouse-Exception-Tag"].encode()
+    assert len(tag) == 16
+    # the exact block clickhouse-server 25.11+ writes (WriteBufferFromHTTP1ServerResponse::cancelWithException)
+    tail = _tail(r)
+    block = tail[tail.rindex(b"\r\n__exception__\r\n" + tag + b"\r\n"):]
+    m = re.fullmatch(rb"\r\n__exception__\r\n(.{16})\r\n(.*\n)(\d+) \1\r\n__exception__\r\n", block, re.S)
+    assert m is not None, block
+    assert m[1] == tag and int(m[3]) == len(m[2])
+    assert m[2].startswith(b"Code: 395. DB::Exception: boom: ")
+    assert m[2].endswith(b"(FUNCTION_THROW_IF_VALUE_IS_NON_ZERO) (version 26.9.2.1)\n")
+    still_serving(server)
+
+
+@pytest.mark.unit
+def test_a_long_in_stream_error_is_cut_to_16_kib():
+    from stack.clickhouse_server.errors import ClickHouseError
+
+    block = ClickHouseError(395, "x" * 20000).in_stream("t" * 16)
+    assert len(block) <= 16 * 1024
+    m = re.fullmatch(rb"\r\n__exception__\r\nt{16}\r\n(.*\n)(\d+) t{16}\r\n__exception__\r\n", block, re.S)
+    # as clickhouse-server: the message is cut to 16 KiB less 77 bytes (the block's frame with an
+    # 8-digit length), then ends with a newline
+    assert len(m[1]) == int(m[2]) == 16 * 1024 - 77 + 1
+    assert m[1].startswith(b"Code: 395. DB::Exception: xxx") and m[1].endswith(b"x\n")
+
+
+def test_mid_stream_error_reaches_clickhouse_connect_as_a_stream_failure(client):
+    from clickhouse_connect.driver.exceptions import DatabaseError, StreamFailureError
+
+    rows = 0
+    with pytest.raises(StreamFailureError) as err:
+        with client.query_row_block_stream(THROW_AT.format(n=200000)) as stream:
+            for block in stream:
+                rows += len(block)
+    assert 0 < rows <= 200000  # some rows arrived before the error
+    assert err.value.code == 395
+    assert str(err.value).startswith("Code: 395. DB::Exception: boom: ")
+    # waiting for the end of the query (clickhouse-connect's query()) makes it a plain error again
+    with pytest.raises(DatabaseError) as plain:
+        client.query(THROW_AT.format(n=200000))
+    assert type(plain.value) is DatabaseError and plain.value.code == 395 and "boom" in str(plain.value)
 
 
 def test_same_query_id_twice_concurrently(server):
