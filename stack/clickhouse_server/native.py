@@ -283,7 +283,8 @@ _INTERVALS = (b"Nanosecond", b"Microsecond", b"Millisecond", b"Second", b"Minute
 # Custom (geo) types: name -> how many Arrays wrap a Point (Tuple(Float64, Float64))
 _GEO = {b"Point": 0, b"Ring": 1, b"LineString": 1, b"Polygon": 2, b"MultiLineString": 2, b"MultiPolygon": 3}
 _UNSUPPORTED = {0x21: "Set", 0x24: "Function", 0x25: "AggregateFunction", 0x2A: "Variant", 0x2B: "Dynamic",
-                0x2F: "Nested", 0x30: "JSON", 0x33: "QBit"}
+                0x2F: "Nested", 0x30: "JSON"}
+_QBIT, _QBIT_WITH_STRIDE = 0x36, 0x37
 
 
 def _geo(name: bytes) -> _Type:
@@ -381,6 +382,19 @@ def _decode_type(buf: bytes, pos: int, revision: int, depth: int = 0) -> tuple[_
         # the storage type carries the name; its data layout is the argument's
         wrapper = _Tuple(b"SimpleAggregateFunction(" + function + b", " + nested.name + b")", [nested])
         return wrapper, pos
+    if code in (_QBIT, _QBIT_WITH_STRIDE):  # QBit(T, dimension[, stride])
+        # Native sends QBit as a Tuple of one FixedString(ceil(dimension / 8)) per bit of T (with a
+        # stride: dimension / stride groups of stride / 8 bytes, the same width); the walk only
+        # needs the row width.
+        element, pos = _decode_type(buf, pos, revision, depth + 1)
+        if not isinstance(element, _Fixed):
+            raise _corrupt(f"QBit of {element.name.decode(errors='replace')}")
+        dimension, pos = _varint(buf, pos)
+        name = b"QBit(%s, %d" % (element.name, dimension)
+        if code == _QBIT_WITH_STRIDE:
+            stride, pos = _varint(buf, pos)
+            name += b", %d" % stride
+        return _Fixed(name + b")", 8 * element.width * -(-dimension // 8)), pos
     if code == 0x2C:  # custom type by name
         name, pos = _string(buf, pos)
         if name in _GEO:

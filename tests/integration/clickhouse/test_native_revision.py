@@ -48,9 +48,13 @@ EXPRS = {
     "arr_dt": "[toDateTime(number, 'Europe/Berlin')]", "tuple_dt": "(toDateTime(number, 'UTC'), 1)",
     "nested_all": "CAST(([map('k', [toLowCardinality(toString(number))])], if(number % 2, NULL, 'v')) "
                   "AS Tuple(Array(Map(String, Array(LowCardinality(String)))), Nullable(String)))",
+    "qbit": "CAST([toFloat32(number), 1, -2.5] AS QBit(Float32, 3))",
+    "qbit_stride": "CAST(arrayMap(x -> toFloat32(x + number), range(16)) AS QBit(BFloat16, 16, 8))",
+    "qbit_null": "CAST(if(number % 2, NULL, arrayMap(x -> x / 3, range(9))) AS Nullable(QBit(Float64, 9)))",
+    "qbit_i8": "CAST([toInt8(number), -1] AS QBit(Int8, 2))",
 }
 SETTINGS = {"allow_experimental_time_time64_type": "1", "enable_time_time64_type": "1",
-            "allow_suspicious_low_cardinality_types": "1"}
+            "allow_suspicious_low_cardinality_types": "1", "allow_experimental_qbit_type": "1"}
 
 
 def raw(server, sql: str, **params) -> bytes:
@@ -282,3 +286,22 @@ def test_url_readonly_and_bad_type_encoding_value(server):
     r = server.query("SELECT 1", params={"client_protocol_version": "54460", "default_format": "Native",
                                          "output_format_native_encode_types_in_binary_format": "maybe"})
     assert r.status_code != 200 and "maybe" in r.text
+
+
+@pytest.mark.integration
+def test_qbit_round_trips_through_clickhouse_connect(server, table_name):
+    """clickhouse-connect negotiates revision 54405, so QBit columns go through the re-framing."""
+    import clickhouse_connect
+
+    c = clickhouse_connect.get_client(host="127.0.0.1", port=server.port, username=server.admin[0],
+                                      password=server.admin[1], settings={"allow_experimental_qbit_type": 1})
+    try:
+        c.command(f"CREATE TABLE {table_name} (id UInt32, v QBit(Float32, 4), w Nullable(QBit(BFloat16, 9))) "
+                  "ENGINE = MergeTree ORDER BY id")
+        c.command(f"INSERT INTO {table_name} VALUES (1, [1, 2.5, -3, 0], [1, 2, 3, 4, 5, 6, 7, 8, 9])")
+        c.insert(table_name, [[2, [0.125, 0.0, 0.0, 7.0], None]], column_names=["id", "v", "w"])
+        assert c.query(f"SELECT id, v, w FROM {table_name} ORDER BY id").result_rows == [
+            (1, [1.0, 2.5, -3.0, 0.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]),
+            (2, [0.125, 0.0, 0.0, 7.0], None)]
+    finally:
+        c.close()
