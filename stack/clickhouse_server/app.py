@@ -233,13 +233,17 @@ class App:
         fmt = (sqltext.output_format(text) or params.get("default_format") or "TabSeparated") \
             if insert is None and sqltext.has_result(text) else None
         reframe = bool(revision) and fmt is not None and fmt.lower() == "native"
+        database = params.get("database") or None
         restore = []  # the session connection whose type-encoding setting is reset after the query
+        settle = [sess] if sess is not None and (database or kind == "USE") else []
 
-        def done():
-            # runs as soon as the result is complete, before its last bytes are sent: the client
-            # may send the session's next request the moment it has them all
+        def done(ok: bool = True):
+            # runs as soon as the result is complete, before its last bytes are sent (the client
+            # may send the session's next request the moment it has them all), or after a failure
             while restore:
                 engine.binary_types_end(restore.pop())
+            while settle:
+                _settle_database(settle.pop(), conn, database, kind == "USE" and ok)
 
         try:
             tc = None
@@ -257,24 +261,24 @@ class App:
                 if sess is not None and not user_binary:
                     restore.append(conn)
                 settings = {k: v for k, v in settings.items() if k != native.BINARY_TYPES_SETTING}
-            await self._call(engine.prepare, conn, readonly, settings, params.get("database") or None)
+            await self._call(engine.prepare, conn, readonly, settings, database)
             if sess is not None and readonly:
                 sess.readonly_applied = True
             if insert is not None:
-                await self._insert(send, conn, body, insert, data, common, started)
+                await self._insert(send, conn, body, insert, data, common, started, done)
             else:
                 stream = params.get("wait_end_of_query", "0") not in _TRUE and kind in ("SELECT", "WITH")
                 await self._select(receive, send, conn, sql, fmt, query_params, stream, common, started, tc, done)
         finally:
-            if restore:  # the query failed before its result was complete
+            if restore or settle:  # the query failed before its result was complete
                 with contextlib.suppress(Exception):
-                    await self._call(done)
+                    await self._call(done, False)
             if sess is not None:
                 self.sessions.release(sess, close)
             else:
                 conn.close()
 
-    async def _insert(self, send, conn, body: Body, insert, data: bytes, common, started):
+    async def _insert(self, send, conn, body: Body, insert, data: bytes, common, started, done):
         head, fmt = insert
         ins = await self._call(engine.insert_begin, conn, head, fmt)
         pending = None
@@ -305,6 +309,7 @@ class App:
                 p, pending = pending, None
                 await p
             stats = await self._call(engine.insert_finish, ins)
+            await self._call(done)
         except BaseException:
             if pending is not None:
                 with contextlib.suppress(BaseException):
@@ -407,6 +412,19 @@ def _url_query(q: str, query_string: bytes) -> bytes:
         return q.encode()
     raw = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, encoding="latin-1"))
     return raw["query"].encode("latin-1")
+
+
+def _settle_database(sess: sessions.Session, conn, requested: str | None, used: bool) -> None:
+    """After a session's request: a USE that succeeded changes the session's database; a
+    `database` URL parameter applied to this request only, so the session's own comes back."""
+    if used:
+        sess.database = engine.current_database(conn)
+    elif requested and requested != sess.database:
+        try:
+            engine.use(conn, sess.database)
+        except ClickHouseError:  # the session's database was dropped meanwhile
+            sess.database = "default"
+            engine.use(conn, sess.database)
 
 
 def _split_body_insert(joined: bytes):

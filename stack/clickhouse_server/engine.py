@@ -101,7 +101,7 @@ def prepare(conn, readonly: bool, settings: dict[str, str], database: str | None
     if settings:
         _run(conn, "SET " + ", ".join(f"{k} = {sqltext.quote_string(v)}" for k, v in settings.items()))
     if database:
-        _run(conn, "USE " + sqltext.quote_identifier(database))
+        use(conn, database)
 
 
 def binary_types_begin(conn, settings: dict[str, str], in_session: bool) -> bool:
@@ -119,6 +119,14 @@ def binary_types_begin(conn, settings: dict[str, str], in_session: bool) -> bool
 
 def binary_types_end(conn) -> None:
     _run(conn, f"SET {native.BINARY_TYPES_SETTING} = 0")
+
+
+def use(conn, database: str) -> None:
+    _run(conn, "USE " + sqltext.quote_identifier(database))
+
+
+def current_database(conn) -> str:
+    return bytes(_run(conn, "SELECT currentDatabase()").bytes()).decode().rstrip("\n")
 
 
 def fetch_batch(out: Output, limit: int = BATCH_BYTES) -> Output:

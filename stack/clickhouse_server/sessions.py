@@ -23,6 +23,9 @@ class Session:
     conn: object
     timeout: float
     readonly_applied: bool = False
+    # the session's own current database (changed by its USE statements only): a request's
+    # `database` URL parameter applies to that request, as in clickhouse-server
+    database: str = "default"
     busy: bool = False
     expires: float = 0.0
 

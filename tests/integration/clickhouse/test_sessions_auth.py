@@ -87,3 +87,29 @@ def test_get_requests_are_readonly(server, table_name):
     r = server.query(f"INSERT INTO {table_name} VALUES (1)", method="GET", params={"session_id": "g1"})
     assert r.headers["X-ClickHouse-Exception-Code"] == "164"
     assert server.ok(f"SELECT count() FROM {table_name}", method="GET") == "0\n"
+
+
+def test_database_parameter_applies_to_its_request_only(server):
+    """As in clickhouse-server: `database` sets the request's database; only USE changes the session's."""
+    server.ok("CREATE DATABASE IF NOT EXISTS sess_db_a")
+    server.ok("CREATE DATABASE IF NOT EXISTS sess_db_b")
+    sid = "s-database"
+
+    def current(**params):
+        r = in_session(server, "SELECT currentDatabase()", sid, **params)
+        assert r.status_code == 200, r.text
+        return r.text
+
+    assert current(database="sess_db_a") == "sess_db_a\n"
+    assert current() == "default\n"
+    assert in_session(server, "USE sess_db_b", sid, database="sess_db_a").content == b""
+    assert current() == "sess_db_b\n"  # USE sticks, even when sent with another `database`
+    assert current(database="sess_db_a") == "sess_db_a\n"
+    assert current() == "sess_db_b\n"
+    r = in_session(server, "SELECT * FROM no_such_table_x", sid, database="sess_db_a")  # a failed request too
+    assert r.status_code == 404
+    assert current() == "sess_db_b\n"
+    # the session's database dropped by a request naming another one: the session falls back to default
+    assert in_session(server, "DROP DATABASE sess_db_b", sid, database="sess_db_a").status_code == 200
+    assert current() == "default\n"
+    server.ok("DROP DATABASE sess_db_a")
