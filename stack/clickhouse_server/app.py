@@ -210,8 +210,12 @@ class App:
                     if insert is None:
                         sql = joined + await body.read_all()
         text = sql.decode("latin-1")  # for keyword inspection only (sqltext.py)
-        if insert is None and not text.strip():
-            raise ClickHouseError(errors.SYNTAX_ERROR, "Empty query")
+        if insert is None:
+            if not text.strip():
+                raise ClickHouseError(errors.SYNTAX_ERROR, "Empty query")
+            statement = sqltext.access_statement(text)
+            if statement:
+                raise auth.access_management(statement)
 
         sess = None
         sid = params.get("session_id")

@@ -2,7 +2,8 @@
 
 X-ClickHouse-User/X-ClickHouse-Key headers, HTTP basic auth, or user/password URL parameters;
 no credentials means user 'default' with an empty password. Failures are AUTHENTICATION_FAILED
-(516), which clickhouse-server's HTTP handler answers with 403.
+(516), which clickhouse-server's HTTP handler answers with 403. The users are fixed by the
+configuration, so SQL that would manage users, roles or grants is refused (access_management).
 """
 from __future__ import annotations
 
@@ -43,3 +44,16 @@ def authenticate(users: dict[str, User], headers: dict[str, str], params: dict[s
         raise ClickHouseError(errors.AUTHENTICATION_FAILED,
                               f"{name}: Authentication failed: password is incorrect, or there is no user with such name.")
     return user
+
+
+def access_management(statement: str) -> ClickHouseError:
+    """The one-line refusal of CREATE USER, GRANT, SET ROLE r, ... (sqltext.access_statement).
+
+    chDB runs every query as its single built-in user, which has no access-management rights
+    (the engine answers ACCESS_DENIED, as if the admin lacked a grant); the users of this
+    server are the configured ones, so say that and what to use instead."""
+    return ClickHouseError(
+        errors.NOT_IMPLEMENTED,
+        f"{statement} is not supported by this chDB-backed server: its users are fixed at startup "
+        "(CLICKHOUSE_USER read-write, CLICKHOUSE_BI_USER read-only, readonly=2) and it has no roles, grants, "
+        "row policies, quotas or settings profiles; connect as one of those users instead")

@@ -1,10 +1,11 @@
 """The little SQL inspection the HTTP layer needs (everything else is left to the engine).
 
 We never rewrite queries; we only look at the first keywords (to pick streaming vs. buffered
-execution, to enforce GET-is-read-only inside sessions, and to tell statements with a result
-set from those answered by a summary) and at a trailing FORMAT/VALUES clause (to stream an INSERT's body into the engine instead of concatenating it into the SQL).
-SQL that arrives as bytes is inspected as its latin-1 decoding, which maps every byte to one
-character, so keywords are found and nothing is lost.
+execution, to enforce GET-is-read-only inside sessions, to tell statements with a result set
+from those answered by a summary, and to refuse access-management statements) and at a
+trailing FORMAT/VALUES clause (to stream an INSERT's body into the engine instead of
+concatenating it into the SQL). SQL that arrives as bytes is inspected as its latin-1 decoding,
+which maps every byte to one character, so keywords are found and nothing is lost.
 """
 from __future__ import annotations
 
@@ -24,10 +25,20 @@ _READ_KINDS = {"SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXISTS", "EXPLAIN"
 # INSERT, SYSTEM, ... are answered with an empty body and the X-ClickHouse-Summary alone.
 _RESULT_KINDS = {"SELECT", "WITH", "FROM", "SHOW", "DESC", "DESCRIBE", "EXISTS", "EXPLAIN", "CHECK", "KILL",
                  "WATCH", "BACKUP", "RESTORE"}
+# Access management: the statements that create, change or assume users, roles, grants, row
+# policies, quotas and settings profiles. `SET ROLE NONE|DEFAULT|ALL` is left to the engine,
+# which accepts it (there are no roles to enable, so it changes nothing).
+_ACCESS = re.compile(
+    r"(?:(?:CREATE|ALTER|DROP)\s+(?:USER|ROLE|(?:ROW\s+|MASKING\s+)?POLICY|QUOTA|(?:SETTINGS\s+)?PROFILE)"
+    r"|GRANT|REVOKE|SET\s+DEFAULT\s+ROLE|SET\s+ROLE(?!\s+(?:NONE|DEFAULT|ALL)\s*;?\s*$))\b", re.I)
+
+
+def _start(sql: str) -> int:
+    return _LEADING_NOISE.match(sql).end()
 
 
 def first_keywords(sql: str, n: int = 2) -> list[str]:
-    pos = _LEADING_NOISE.match(sql).end()
+    pos = _start(sql)
     words = []
     for m in _WORD.finditer(sql, pos):
         words.append(m.group(0).upper())
@@ -50,6 +61,12 @@ def is_read_only(sql: str) -> bool:
 
 def has_result(sql: str) -> bool:
     return kind(sql) in _RESULT_KINDS
+
+
+def access_statement(sql: str) -> str | None:
+    """'CREATE USER', 'GRANT', 'SET ROLE', ... for an access-management statement, else None."""
+    m = _ACCESS.match(sql, _start(sql))
+    return " ".join(m.group(0).upper().split()) if m else None
 
 
 def split_insert(sql: str) -> tuple[str, str] | None:

@@ -113,3 +113,32 @@ def test_database_parameter_applies_to_its_request_only(server):
     assert in_session(server, "DROP DATABASE sess_db_b", sid, database="sess_db_a").status_code == 200
     assert current() == "default\n"
     server.ok("DROP DATABASE sess_db_a")
+
+
+ACCESS_REFUSAL = ("is not supported by this chDB-backed server: its users are fixed at startup (CLICKHOUSE_USER "
+                  "read-write, CLICKHOUSE_BI_USER read-only, readonly=2) and it has no roles, grants, row policies, "
+                  "quotas or settings profiles; connect as one of those users instead (NOT_IMPLEMENTED)")
+
+
+@pytest.mark.parametrize("sql,statement", [
+    ("CREATE USER IF NOT EXISTS dbt_test_user_1 IDENTIFIED BY 'x'", "CREATE USER"),
+    ("ALTER USER admin IDENTIFIED BY 'y'", "ALTER USER"), ("DROP USER IF EXISTS dbt_test_user_1", "DROP USER"),
+    ("CREATE ROLE IF NOT EXISTS analyst_role", "CREATE ROLE"), ("SET ROLE analyst_role", "SET ROLE"),
+    ("SET DEFAULT ROLE analyst_role TO admin", "SET DEFAULT ROLE"),
+    ("GRANT SELECT ON default.* TO dbt_test_user_1", "GRANT"), ("revoke select on *.* from u", "REVOKE"),
+    ("CREATE ROW POLICY p ON default.t USING a = 1 TO ALL", "CREATE ROW POLICY"),
+    ("/* c */ CREATE QUOTA q FOR INTERVAL 1 hour MAX queries = 1", "CREATE QUOTA"),
+    ("CREATE SETTINGS PROFILE sp SETTINGS max_threads = 1", "CREATE SETTINGS PROFILE"),
+])
+def test_access_management_is_refused_with_what_to_do_instead(server, sql, statement):
+    for auth in (server.admin, server.bi):
+        r = server.query(sql, auth=auth)
+        assert r.status_code == 501 and r.headers["X-ClickHouse-Exception-Code"] == "48", r.text
+        assert r.text == f"Code: 48. DB::Exception: {statement} {ACCESS_REFUSAL} (version 26.9.2.1)\n"
+
+
+def test_set_role_to_no_roles_is_accepted(server):
+    """There are no roles, so enabling none, the defaults or all of them changes nothing."""
+    for sql in ("SET ROLE NONE", "SET ROLE DEFAULT", "set role all;"):
+        r = server.query(sql)
+        assert r.status_code == 200 and r.content == b"" and "X-ClickHouse-Format" not in r.headers, (sql, r.text)
