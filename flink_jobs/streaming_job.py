@@ -73,38 +73,54 @@ def queries() -> dict[str, str]:
     }
 
 
-def configure(t_env, checkpointing: bool = True) -> None:
+def configure(t_env, checkpointing: bool = True, udf_jar: str | Path | None = None) -> None:
+    """Job settings, and the Java functions registered (before any DDL uses them).
+
+    udf_jar: add the functions' jar to the job (`pipeline.jars`, for a local mini cluster); the
+    stack's cluster has it in its lib dir instead (stack/flink.py), on the client's classpath too."""
     conf = t_env.get_config()
     settings = {
         "pipeline.name": pipeline.JOB_NAME,
         "table.local-time-zone": "UTC",
+        # the deduplication's keys (and the late-event counts) live this long; the window
+        # aggregates do not use it: their state is dropped when the watermark closes the window
         "table.exec.state.ttl": pipeline.DEDUP_TTL,
         # a partition without data for this long no longer holds the watermark back
         "table.exec.source.idle-timeout": "30 s",
-        # each sink gets a stream keyed by its primary key (aggregates grouped by exactly that key,
-        # raw rows deduplicated by it): updates are plain upserts, never a DELETE + INSERT pair from
-        # the materializer (the stream role has no DELETE privilege, by design)
+        # each sink gets a stream keyed by its primary key (window aggregates grouped by exactly that
+        # key, raw rows deduplicated by it): updates are plain upserts, never a DELETE + INSERT pair
+        # from the materializer (the stream role has no DELETE privilege, by design)
         "table.exec.sink.upsert-materialize": "NONE",
         "execution.checkpointing.interval": "10 s",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.min-pause": "2 s",
-        "parallelism.default": "1",
+        # state on RocksDB (off-heap managed memory, on disk): the dedup keys of DEDUP_TTL at 10k
+        # events/s do not fit a 2 GiB heap; incremental checkpoints upload only new SST files
+        "state.backend.type": "rocksdb",
+        "execution.checkpointing.incremental": "true",
+        # both cores: the Kafka sources split their partitions, the keyed operators their keys
+        "parallelism.default": "2",
     }
     for key, value in settings.items():
         if checkpointing or not key.startswith("execution.checkpointing."):
             conf.set(key, value)
+    if udf_jar:
+        conf.set("pipeline.jars", Path(udf_jar).resolve().as_uri())
+    for ddl in pipeline.function_ddls():
+        t_env.execute_sql(ddl)
 
 
 def sink_ddls(env: dict[str, str]) -> list[str]:
     url = env["FLINK_JOB_POSTGRES_URL"]
-    url += ("&" if "?" in url else "?") + "stringtype=unspecified"  # strings into uuid/jsonb columns
+    # strings into uuid/jsonb columns; a batch of upserts as multi-row statements
+    url += ("&" if "?" in url else "?") + "stringtype=unspecified&reWriteBatchedInserts=true"
     ddls = []
     for name, (columns, table) in PG_SINKS.items():
         ddls.append(f"""CREATE TEMPORARY TABLE {name} ({columns}) WITH (
   'connector' = 'jdbc', 'url' = {pipeline._q(url)}, 'table-name' = {pipeline._q(table)},
   'username' = {pipeline._q(env['POSTGRES_STREAM_USER'])}, 'password' = {pipeline._q(env['POSTGRES_STREAM_PASSWORD'])},
-  'sink.buffer-flush.interval' = '1 s', 'sink.buffer-flush.max-rows' = '1000', 'sink.max-retries' = '5'
+  'sink.buffer-flush.interval' = '500 ms', 'sink.buffer-flush.max-rows' = '5000', 'sink.max-retries' = '5'
 )""")
     ddls.append(f"""CREATE TEMPORARY TABLE sink_dead_letter ({DEAD_LETTER_COLUMNS}) WITH (
   'connector' = 'kafka', 'topic' = 'dead_letter',
