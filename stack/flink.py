@@ -4,8 +4,10 @@ The Flink runtime is the one the PyFlink wheel ships (pyflink/lib, pyflink/bin i
 virtualenv that `make setup` builds from requirements/flink.lock); the connector jars and the
 PostgreSQL JDBC driver come from Maven Central (pom.xml, profile `flink`, .tools/jvm/flink). Both
 run in the foreground under supervisord through Flink's own scripts, with a generated config dir
-in DATA_DIR/flink/conf and a lib dir of links to both jar sets. Checkpoints (every 10 s, exactly
-once, retained on cancel) and savepoints live under DATA_DIR/flink.
+in DATA_DIR/flink/conf and a lib dir of links to the jar sets, with the job's Java functions (built
+from flink_jobs/udf by `make setup`; in lib, the `flink run` client plans with them too). State on
+RocksDB; checkpoints (every 10 s, incremental, exactly once, retained on cancel) and savepoints
+live under DATA_DIR/flink.
 
 Once the TaskManager is healthy, provisioning makes sure the streaming job (flink_jobs/) runs:
 if no job of that name is running, it is submitted with the PyFlink client (`flink run`), resumed
@@ -32,6 +34,7 @@ from stack.service import Service
 
 VENV = TOOLS / "venvs" / "flink"
 CONNECTOR_JARS = jvm.JVM_DIR / "flink"
+UDF_JARS = jvm.JVM_DIR / "flink-udf"     # the job's Java functions (flink_jobs/udf, built by setup)
 JOB_SCRIPT = REPO / "flink_jobs" / "streaming_job.py"
 JOB_NAME = "churn-streaming"
 ACTIVE_STATES = {"RUNNING", "CREATED", "INITIALIZING", "RESTARTING", "RECONCILING"}
@@ -103,13 +106,14 @@ def _config(settings: Settings, paths: Paths) -> str:
         "taskmanager.rpc.port": settings["FLINK_TASKMANAGER_RPC_PORT"],
         "taskmanager.numberOfTaskSlots": settings["FLINK_TASKMANAGER_SLOTS"],
         "taskmanager.memory.process.size": settings["FLINK_TASKMANAGER_MEMORY"],
-        # heap state backend: managed memory is only for RocksDB/batch, keep it small
-        "taskmanager.memory.managed.fraction": "0.1",
+        # RocksDB state: its block cache and write buffers live in managed (off-heap) memory
+        "taskmanager.memory.managed.fraction": "0.4",
         "rest.address": rest.hostname,
         "rest.bind-address": rest.hostname,
         "rest.port": str(rest.port or 8081),
         "parallelism.default": "1",
-        "state.backend.type": "hashmap",
+        "state.backend.type": "rocksdb",
+        "execution.checkpointing.incremental": "true",
         "execution.checkpointing.dir": paths.checkpoints.resolve().as_uri(),
         "execution.checkpointing.savepoint-dir": paths.savepoints.resolve().as_uri(),
         "execution.checkpointing.interval": "10 s",
@@ -137,15 +141,16 @@ def write_config(settings: Settings) -> Paths:
     """Config dir and lib dir (links to the wheel's runtime jars and the connector jars)."""
     paths = Paths(settings)
     home = pyflink_home()
-    if not CONNECTOR_JARS.is_dir():
-        raise StackError(f"Flink connector jars not found in {CONNECTOR_JARS}; run `make setup`")
+    for folder, what in ((CONNECTOR_JARS, "connector jars"), (UDF_JARS, "job functions (flink_jobs/udf)")):
+        if not folder.is_dir():
+            raise StackError(f"Flink {what} not found in {folder}; run `make setup`")
     for d in (paths.conf, paths.checkpoints, paths.savepoints, paths.tmp / "web", paths.logs):
         d.mkdir(parents=True, exist_ok=True)
     (paths.conf / "config.yaml").write_text(_config(settings, paths))
     for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties"):
         (paths.conf / name).write_text(LOG4J)
     paths.lib.mkdir(parents=True, exist_ok=True)
-    wanted = {jar.name: jar for folder in (home / "lib", CONNECTOR_JARS) for jar in folder.glob("*.jar")}
+    wanted = {jar.name: jar for folder in (home / "lib", CONNECTOR_JARS, UDF_JARS) for jar in folder.glob("*.jar")}
     for link in paths.lib.iterdir():
         if link.name not in wanted or link.resolve() != wanted[link.name].resolve():
             link.unlink()

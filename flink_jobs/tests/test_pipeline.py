@@ -200,3 +200,18 @@ def test_aggregates_in_batch_mode_on_in_memory_rows():
     assert got == [(t(0), t(1), "DE", "mobile", 1, 0, 1, 0, 2, 1), (t(1), t(2), "DE", "mobile", 0, 0, 0, 1, 1, 1)]
     with t_env.execute_sql(pipeline.late_events_sql("deduped", "web_events")).collect() as results:
         assert [tuple(r) for r in results] == [(t(0), "web_events", 1)]
+
+
+def test_window_rows_are_written_once_final(job):
+    """The windowed sinks get one INSERT per window and key (when the watermark passes window end +
+    allowed lateness), never an update: what PostgreSQL holds for a window is final once it is there."""
+    from pyflink.common import RowKind
+    from flink_jobs import streaming_job
+    j = job(web=[web(1, at(0, 1)), web(2, at(0, 2), "add_to_cart"), web(3, at(0, 40), session="s2"),
+                 web(4, at(1, 10)), web(5, at(2, 0))],
+            orders=[order(6, at(0, 1), 5.0, [("p", 1, 5.0)]), order(7, at(0, 9), 7.0, [("p", 1, 7.0)])])
+    for sink in ("sink_web_metrics_1m", "sink_order_metrics_1m", "sink_active_sessions"):
+        with j.t_env.execute_sql(streaming_job.queries()[sink]).collect() as results:
+            kinds = [row.get_row_kind() for row in results]
+        assert kinds and set(kinds) == {RowKind.INSERT}, sink
+    assert sorted(r[4] for r in j.sink("sink_order_metrics_1m")) == [2]
