@@ -10,7 +10,9 @@ Each run builds a fresh TableEnvironment (a new mini cluster in the same JVM), r
 files (filesystem source, the tests' source columns and watermark), registers the variant's views and
 runs all of its INSERTs as one statement set into blackhole sinks with the production sinks' schemas.
 The time is from execute() to the job's end (bounded input), so it includes job start-up: an empty
-input measures that and is subtracted for the "net" rate. No Kafka, no PostgreSQL, no checkpoints.
+input measures that and is subtracted for the "net" rate. The JVM's CPU time (user + system) over the
+run gives records per CPU-second, which holds up when other processes share the cores (the load
+average is recorded too). No Kafka, no PostgreSQL, no checkpoints.
 """
 from __future__ import annotations
 
@@ -82,16 +84,17 @@ def sink_columns(variant) -> dict[str, str]:
     return cols
 
 
-def run_blackhole(variant, data: Path, parallelism: int, backend: str | None, extra: dict[str, str]) -> float:
+def run_blackhole(variant, data: Path, parallelism: int, backend: str | None,
+                  extra: dict[str, str]) -> tuple[float, float]:
     t_env = make_env(variant, data, parallelism, backend, extra)
     statements = t_env.create_statement_set()
     for sink, columns in sink_columns(variant).items():
         t_env.execute_sql(f"CREATE TEMPORARY TABLE {sink} ({columns}) WITH ('connector' = 'blackhole')")
     for sink, query in variant.job.queries().items():
         statements.add_insert_sql(f"INSERT INTO {sink}\n{query}")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), java_cpu_seconds()
     statements.execute().wait()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, java_cpu_seconds() - cpu0
 
 
 def count_lines(path: Path) -> int:
@@ -99,9 +102,9 @@ def count_lines(path: Path) -> int:
         return sum(1 for _ in fh)
 
 
-def java_peak_rss_mib() -> float | None:
-    """Peak RSS of this process's JVM child (the PyFlink gateway running the mini cluster)."""
-    me = os.getpid()
+def java_proc() -> Path | None:
+    """/proc/<pid> of this process's JVM child (the PyFlink gateway running the mini cluster)."""
+    me = str(os.getpid())
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -110,9 +113,26 @@ def java_peak_rss_mib() -> float | None:
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("PPid", "").strip() == str(me) and "java" in fields.get("Name", ""):
-            return int(fields["VmHWM"].split()[0]) / 1024
+        if fields.get("PPid", "").strip() == me and "java" in fields.get("Name", ""):
+            return proc
     return None
+
+
+def java_peak_rss_mib() -> float | None:
+    proc = java_proc()
+    if proc is None:
+        return None
+    status = dict(line.split(":", 1) for line in (proc / "status").read_text().splitlines() if ":" in line)
+    return round(int(status["VmHWM"].split()[0]) / 1024)
+
+
+def java_cpu_seconds() -> float:
+    """user + system CPU time of the JVM so far: a rate per CPU-second holds up on a busy machine."""
+    proc = java_proc()
+    if proc is None:
+        return 0.0
+    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def throughput(args) -> None:
@@ -127,13 +147,17 @@ def throughput(args) -> None:
         name, parallelism, *rest = spec.split(":")
         backend = rest[0] if rest else None
         variant = variants[name]
-        startup = run_blackhole(variant, empty, int(parallelism), backend, {})
+        startup, startup_cpu = run_blackhole(variant, empty, int(parallelism), backend, {})
         for i in range(args.repeat):
-            seconds = run_blackhole(variant, data, int(parallelism), backend, {})
+            load0 = os.getloadavg()[0]
+            seconds, cpu = run_blackhole(variant, data, int(parallelism), backend, {})
             row = {"variant": name, "rev": args.old if name == "old" else "worktree", "parallelism": int(parallelism),
                    "state_backend": backend or ("rocksdb" if variant.new else "hashmap (cluster default)"),
                    "records": events, "seconds": round(seconds, 2), "startup_seconds": round(startup, 2),
                    "records_per_s": round(events / seconds), "net_records_per_s": round(events / max(seconds - startup, 1e-3)),
+                   "jvm_cpu_seconds": round(cpu, 1), "startup_cpu_seconds": round(startup_cpu, 1),
+                   "records_per_cpu_s": round(events / max(cpu - startup_cpu, 1e-3)),
+                   "loadavg_1m_before": round(load0, 1), "loadavg_1m_after": round(os.getloadavg()[0], 1),
                    "jvm_peak_rss_mib": java_peak_rss_mib(), "run": i + 1}
             results.append(row)
             print(json.dumps(row), flush=True)

@@ -128,8 +128,7 @@ def _parsed_sql(source: str, function: str, fields: tuple[str, ...]) -> str:
     # the function's ROW is computed once in the inner query; the outer one only picks its fields
     picked = ", ".join(f"p.{f} AS {f}" for f in fields)
     return f"""SELECT p.reason AS reason, payload, src_topic, src_partition, src_offset, event_ts, proc_time,
-  {picked},
-  {late_expr()} AS is_late
+  {picked}
 FROM (SELECT *, {function}(payload) AS p FROM {source})"""
 
 
@@ -148,15 +147,21 @@ FROM {parsed} WHERE reason IS NOT NULL"""
 
 
 def dedup_sql(parsed: str, key: str) -> str:
-    """Valid records, first occurrence per key (processing order).
+    """Valid records, first occurrence per key (processing order), with their lateness (is_late).
 
     Runs as Deduplicate(keep=FirstRow, order=PROCTIME), which emits inserts only; Flink 2.0.2's
     planner still declares the Top-1 Rank it comes from as updating (I,UA,D), so the window
-    aggregates downstream use their retracting accumulators (no retraction ever arrives)."""
-    return f"""SELECT * FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY proc_time ASC) AS rn
-  FROM {parsed} WHERE reason IS NULL
-) WHERE rn = 1"""
+    aggregates downstream use their retracting accumulators (no retraction ever arrives).
+
+    is_late is computed after the deduplication's exchange: there the watermark is the minimum over
+    all source subtasks (all partitions of the topic), as with one source instance; the window
+    operators downstream are never ahead of it, so an on-time event always finds its window open."""
+    return f"""SELECT *, {late_expr()} AS is_late FROM (
+  SELECT * FROM (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY proc_time ASC) AS rn
+    FROM {parsed} WHERE reason IS NULL
+  ) WHERE rn = 1
+)"""
 
 
 # -- sinks' queries ---------------------------------------------------------------------------
