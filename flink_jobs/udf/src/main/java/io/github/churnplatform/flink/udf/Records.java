@@ -6,9 +6,9 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMap
 
 import java.math.BigDecimal;
 import java.math.RoundingMode;
-import java.time.DateTimeException;
 import java.time.Instant;
 import java.time.LocalDateTime;
+import java.time.YearMonth;
 import java.time.ZoneOffset;
 import java.util.Set;
 import java.util.regex.Matcher;
@@ -155,13 +155,24 @@ final class Records {
             String fraction = (m.group(8) + "000000000").substring(0, 9);
             nanos = Integer.parseInt(fraction) / 1_000_000 * 1_000_000;   // TIMESTAMP(3): truncated to ms
         }
-        try {
-            return LocalDateTime.of(Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)),
-                    Integer.parseInt(m.group(3)), Integer.parseInt(m.group(4)), Integer.parseInt(m.group(5)),
-                    Integer.parseInt(m.group(6)), nanos);
-        } catch (DateTimeException e) {
-            return null;   // e.g. month 13: the SQL CAST would have failed the job; here it is a dead letter
+        return isoDateTime(Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)), Integer.parseInt(m.group(3)),
+                Integer.parseInt(m.group(4)), Integer.parseInt(m.group(5)), Integer.parseInt(m.group(6)), nanos);
+    }
+
+    /**
+     * What CAST(... AS TIMESTAMP(3)) made of the digits, where it gave a value: a day 29-31 past the
+     * month's end is clamped to its last day ("2026-02-30" is Feb 28) and 24:00:00 is the next midnight.
+     * Where that CAST threw (month 13, day 32, 25:00, minute or second 60, year 0), the old job failed
+     * on the record; here it is null, i.e. a dead letter ("invalid ...: expected ISO-8601 ...").
+     */
+    static LocalDateTime isoDateTime(int year, int month, int day, int hour, int minute, int second, int nanos) {
+        if (year < 1 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 24 || minute > 59 || second > 59
+                || (hour == 24 && (minute != 0 || second != 0 || nanos != 0))) {
+            return null;
         }
+        day = Math.min(day, YearMonth.of(year, month).lengthOfMonth());
+        LocalDateTime t = LocalDateTime.of(year, month, day, hour % 24, minute, second, nanos);
+        return hour == 24 ? t.plusDays(1) : t;
     }
 
     // -- the rules ------------------------------------------------------------------------------------

@@ -65,6 +65,23 @@ class RecordsTest {
     }
 
     @Test
+    void isoDatesAsTheSqlCastResolvedThem() {
+        EventTime t = new EventTime();
+        // Flink 2.0.2's CAST('2026-02-30 10:00:00' AS TIMESTAMP(3)) clamps, 24:00:00 rolls over
+        assertEquals(LocalDateTime.of(2026, 2, 28, 10, 0), t.eval("{\"t\":\"2026-02-30T10:00:00Z\"}", "t"));
+        assertEquals(LocalDateTime.of(2024, 2, 29, 0, 0), t.eval("{\"t\":\"2024-02-31T00:00:00Z\"}", "t"));
+        assertEquals(LocalDateTime.of(2026, 4, 30, 10, 0), t.eval("{\"t\":\"2026-04-31T10:00:00Z\"}", "t"));
+        assertEquals(LocalDateTime.of(2026, 1, 2, 0, 0), t.eval("{\"t\":\"2026-01-01T24:00:00Z\"}", "t"));
+        // where that CAST threw (the old job failed on the record): a dead letter
+        for (String bad : new String[] {"2026-13-01T10:00:00Z", "2026-01-32T10:00:00Z", "2026-01-01T25:00:00Z",
+                "2026-01-01T10:60:00Z", "2026-01-01T10:00:60Z", "0000-01-01T00:00:00Z", "2026-00-01T00:00:00Z"}) {
+            assertNull(t.eval("{\"t\":\"" + bad + "\"}", "t"), bad);
+        }
+        assertEquals("invalid event_time: expected ISO-8601 UTC or epoch millis",
+                webReason(with(WEB, "event_time", "\"2026-13-01T10:00:00Z\"")));
+    }
+
+    @Test
     void webReasons() {
         assertEquals("invalid JSON", webReason("{\"event_id\": \"x\", \"customer_id\": "));
         assertEquals("invalid JSON: not an object", webReason("[1, 2]"));
