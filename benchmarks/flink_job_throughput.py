@@ -40,6 +40,7 @@ def load_variant(name: str, rev: str | None) -> types.SimpleNamespace:
                                  capture_output=True, text=True).stdout for f in ("pipeline", "streaming_job")}
     pipeline = types.ModuleType(f"{name}_pipeline")
     sys.modules[pipeline.__name__] = pipeline   # dataclasses look their module up
+    pipeline.__dict__["__file__"] = str(REPO / "flink_jobs" / "pipeline.py")
     exec(compile(sources["pipeline"], f"{rev}:flink_jobs/pipeline.py", "exec"), pipeline.__dict__)
     job = types.ModuleType(f"{name}_streaming_job")
     sys.modules[job.__name__] = job

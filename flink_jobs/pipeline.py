@@ -12,16 +12,19 @@ Semantics (asserted exactly by flink_jobs/tests and tests/integration/test_flink
   fraction optional). Any other form, e.g. a numeric offset ("...+00:00", which the simulators use
   as their `wrong_type` malformed record) or a local time without zone, is invalid.
 * Watermark: max event time seen minus OUT_OF_ORDERNESS (5 s), per source topic (Kafka: per
-  partition, idle partitions excluded after an idle timeout). The sources declare it shifted by the
-  allowed lateness (see WATERMARK_DELAY): the window operators then close a window exactly when the
-  lateness rule below says so.
+  partition, idle partitions excluded after an idle timeout; the minimum over the source's parallel
+  instances once the records meet after the deduplication's exchange). The sources declare it
+  shifted by the allowed lateness (see WATERMARK_DELAY): the window operators then close a window
+  exactly when the lateness rule below says so. A heartbeat record ({"heartbeat": true, "event_time"
+  or "order_time": epoch ms}, sent by the stack's stream-clock every few seconds) moves it on when no
+  events arrive; it is neither an event nor a dead letter.
 * Allowed lateness: an event belongs to the 1-minute tumbling window [start, start + 1 min). It is
   *on time* while the watermark it is processed under has not passed window end + ALLOWED_LATENESS
   (30 s); then it counts in its window. Otherwise it is *late*: it is still written to the raw table,
   and counted in realtime.late_events_1m for its window, but it does not change the aggregates.
 * Emission: a window's row of web_metrics_1m, order_metrics_1m and active_sessions is written
   **once**, final, when the watermark passes window end + ALLOWED_LATENESS (event time: max event
-  time >= window end + 35 s), not updated after every event. late_events_1m is an upsert per event.
+  time >= window end + 35 s), not updated after every event.
 * Deduplication: first occurrence wins, per event_id / order_id (processing order), over a state
   TTL of DEDUP_TTL; raw tables additionally upsert by primary key, so a duplicate never adds a row.
 * Bad records (not JSON, not an object, missing/null required field, wrong JSON type, bad UUID,
@@ -38,10 +41,19 @@ Semantics (asserted exactly by flink_jobs/tests and tests/integration/test_flink
   revenue / orders rounded half-up to 2 decimals. Amounts are summed as-is, whatever the currency.
 * active_sessions: sliding windows of 5 minutes every minute: distinct sessions/customers with an
   on-time web event in [window_start, window_start + 5 min).
-* late_events_1m per (1-minute window of the late event's time, source topic): distinct late events.
+* Late events: one row per late event in realtime.late_events (its key, source topic, window), an
+  idempotent upsert; the view realtime.late_events_1m counts them per (1-minute window, source).
+* Replay (after an upgrade whose state the old checkpoint cannot restore; stack/flink.py decides it):
+  the sources start at offsets rewound before the old job's committed ones. Records below the
+  committed offsets were processed by the old job: they upsert their raw rows again (no change) but
+  send no dead letter and write no late-event row a second time. The aggregates write only windows
+  that start at or after `aggregate_from`, a minute early enough that every window still open in the
+  old job is recomputed from all its events; the windows before it keep the rows the old job wrote.
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 WINDOW = "INTERVAL '1' MINUTE"
@@ -51,6 +63,11 @@ SLIDE_SIZE_MINUTES = 5          # active_sessions window size; slide is 1 minute
 MAX_ITEMS = 20                  # line items per order (more goes to dead_letter; Records.MAX_ITEMS)
 DEDUP_TTL = "6 h"               # state TTL of the deduplication (and of the late-events counts)
 JOB_NAME = "churn-streaming"
+# the state layout of the job's plan: raise it when a change to the SQL makes the operators' state
+# incompatible with a checkpoint of the previous version (stack/flink.py then replays, see Replay)
+LAYOUT = 2
+TOPICS = {"web": "web_events", "orders": "purchase_events"}
+HEARTBEAT = "heartbeat"         # PARSE_*'s reason for a heartbeat record (Records.HEARTBEAT)
 
 # The watermark the sources declare: OUT_OF_ORDERNESS + ALLOWED_LATENESS + 1 ms behind the max event
 # time. A window operator treats [start, end) as closed once watermark >= end - 1 ms, i.e. once
@@ -73,6 +90,39 @@ def _q(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+@dataclass(frozen=True)
+class Replay:
+    """Where an upgraded job starts and what it has already done (see the module docstring).
+
+    start / done: topic -> partition -> offset; aggregate_from: 'YYYY-MM-DD HH:MM:00' (UTC)."""
+    start: dict[str, dict[int, int]] = field(default_factory=dict)
+    done: dict[str, dict[int, int]] = field(default_factory=dict)
+    aggregate_from: str = "1970-01-01 00:00:00"
+
+    def to_json(self) -> str:
+        return json.dumps({"start": self.start, "done": self.done, "aggregate_from": self.aggregate_from})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Replay":
+        data = json.loads(text)
+        offsets = lambda d: {t: {int(p): int(o) for p, o in parts.items()} for t, parts in d.items()}  # noqa: E731
+        return cls(offsets(data["start"]), offsets(data["done"]), data["aggregate_from"])
+
+    def replayed_expr(self, topic: str) -> str:
+        """SQL: TRUE for a record the old job processed (below its committed offset)."""
+        done = self.done.get(topic) or {}
+        terms = [f"(src_partition = {p} AND src_offset < {o})" for p, o in sorted(done.items()) if o > 0]
+        return "(" + " OR ".join(terms) + ")" if terms else "FALSE"
+
+    def startup_options(self, topic: str) -> str:
+        """The Kafka source's startup options: the replay's offsets, or the committed ones."""
+        start = self.start.get(topic)
+        if not start:
+            return "'scan.startup.mode' = 'group-offsets'"
+        offsets = ";".join(f"partition:{p},offset:{o}" for p, o in sorted(start.items()))
+        return f"'scan.startup.mode' = 'specific-offsets', 'scan.startup.specific-offsets' = {_q(offsets)}"
+
+
 def function_ddls() -> list[str]:
     """CREATE TEMPORARY FUNCTION for each Java function (its jar must be on the classpath)."""
     return [f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {name} AS {_q(UDF_PACKAGE + '.' + cls)} LANGUAGE JAVA"
@@ -90,7 +140,8 @@ def source_columns(time_field: str) -> str:
             f"  WATERMARK FOR event_ts AS event_ts - {WATERMARK_DELAY}")
 
 
-def kafka_source_ddl(name: str, topic: str, time_field: str, bootstrap: str, group_id: str) -> str:
+def kafka_source_ddl(name: str, topic: str, time_field: str, bootstrap: str, group_id: str,
+                     replay: Replay = Replay()) -> str:
     # format raw: the value as one string, so a record that is not valid JSON still reaches the
     # validation (and the dead-letter topic) instead of failing or being skipped by a JSON format
     return f"""CREATE TEMPORARY TABLE {name} (
@@ -106,7 +157,7 @@ def kafka_source_ddl(name: str, topic: str, time_field: str, bootstrap: str, gro
   'properties.group.id' = {_q(group_id)},
   'properties.auto.offset.reset' = 'earliest',
   'properties.isolation.level' = 'read_committed',
-  'scan.startup.mode' = 'group-offsets',
+  {replay.startup_options(topic)},
   'format' = 'raw',
   'raw.charset' = 'UTF-8'
 )"""
@@ -124,26 +175,27 @@ def late_expr(ts: str = "event_ts") -> str:
             f"FALSE)")
 
 
-def _parsed_sql(source: str, function: str, fields: tuple[str, ...]) -> str:
+def _parsed_sql(source: str, function: str, fields: tuple[str, ...], replayed: str) -> str:
     # the function's ROW is computed once in the inner query; the outer one only picks its fields
     picked = ", ".join(f"p.{f} AS {f}" for f in fields)
     return f"""SELECT p.reason AS reason, payload, src_topic, src_partition, src_offset, event_ts, proc_time,
-  {picked}
+  {replayed} AS replayed, {picked}
 FROM (SELECT *, {function}(payload) AS p FROM {source})"""
 
 
-def web_parsed_sql(source: str) -> str:
-    return _parsed_sql(source, "PARSE_WEB_EVENT", WEB_FIELDS)
+def web_parsed_sql(source: str, replay: Replay = Replay()) -> str:
+    return _parsed_sql(source, "PARSE_WEB_EVENT", WEB_FIELDS, replay.replayed_expr(TOPICS["web"]))
 
 
-def order_parsed_sql(source: str) -> str:
-    return _parsed_sql(source, "PARSE_ORDER", ORDER_FIELDS)
+def order_parsed_sql(source: str, replay: Replay = Replay()) -> str:
+    return _parsed_sql(source, "PARSE_ORDER", ORDER_FIELDS, replay.replayed_expr(TOPICS["orders"]))
 
 
 def dead_letter_sql(parsed: str) -> str:
+    # a replayed record's dead letter was sent by the job that processed it first
     return f"""SELECT src_topic AS source_topic, src_partition AS source_partition, src_offset AS source_offset,
   reason, payload, CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3)) AS failed_at
-FROM {parsed} WHERE reason IS NOT NULL"""
+FROM {parsed} WHERE reason IS NOT NULL AND reason <> {_q(HEARTBEAT)} AND NOT replayed"""
 
 
 def dedup_sql(parsed: str, key: str) -> str:
@@ -183,7 +235,12 @@ def _tumble(deduped: str) -> str:
     return f"TABLE(TUMBLE(TABLE {deduped}, DESCRIPTOR(event_ts), {WINDOW}))"
 
 
-def web_metrics_sql(deduped: str) -> str:
+def _counted(replay: Replay) -> str:
+    """The window rows the aggregates count: on-time events, in windows an upgrade's replay holds whole."""
+    return f"NOT is_late AND window_start >= TIMESTAMP {_q(replay.aggregate_from)}"
+
+
+def web_metrics_sql(deduped: str, replay: Replay = Replay()) -> str:
     # a window TVF aggregate: one final row per (window, country, device_type) when the window closes
     return f"""SELECT window_start, window_end, country, device_type,
   SUM(CASE WHEN event_type = 'page_view' THEN 1 ELSE 0 END) AS page_views,
@@ -193,34 +250,33 @@ def web_metrics_sql(deduped: str) -> str:
   COUNT(DISTINCT session_id) AS sessions,
   COUNT(DISTINCT customer_id) AS unique_customers
 FROM {_tumble(deduped)}
-WHERE NOT is_late
+WHERE {_counted(replay)}
 GROUP BY window_start, window_end, country, device_type"""
 
 
-def order_metrics_sql(deduped: str) -> str:
+def order_metrics_sql(deduped: str, replay: Replay = Replay()) -> str:
     return f"""SELECT window_start, window_end, shipping_country AS country, payment_method,
   COUNT(*) AS orders, CAST(SUM(total_amount) AS DECIMAL(14, 2)) AS revenue, SUM(CAST(item_count AS BIGINT)) AS items,
   CAST(SUM(total_amount) / COUNT(*) AS DECIMAL(12, 2)) AS avg_order_value
 FROM {_tumble(deduped)}
-WHERE order_status = 'completed' AND NOT is_late
+WHERE order_status = 'completed' AND {_counted(replay)}
 GROUP BY window_start, window_end, shipping_country, payment_method"""
 
 
-def active_sessions_sql(deduped: str) -> str:
+def active_sessions_sql(deduped: str, replay: Replay = Replay()) -> str:
     size = f"INTERVAL '{SLIDE_SIZE_MINUTES}' MINUTE"
     # HOP windows share 1-minute slices: each event updates one slice; a window's row is merged from
     # its five slices when it closes
     return f"""SELECT window_start, window_end,
   COUNT(DISTINCT session_id) AS active_sessions, COUNT(DISTINCT customer_id) AS active_customers
 FROM TABLE(HOP(TABLE {deduped}, DESCRIPTOR(event_ts), {WINDOW}, {size}))
-WHERE NOT is_late
+WHERE {_counted(replay)}
 GROUP BY window_start, window_end"""
 
 
-def late_events_sql(deduped: str, source: str) -> str:
-    # late events are past their window's close, so no window operator can take them: an updating
-    # group aggregate (an upsert per late event; late events are few), state kept for DEDUP_TTL
-    return f"""SELECT window_start, source, COUNT(*) AS late_events
-FROM (SELECT {window_start('CAST(event_ts AS TIMESTAMP(3))')} AS window_start, {_q(source)} AS source
-      FROM {deduped} WHERE is_late)
-GROUP BY window_start, source"""
+def late_events_sql(deduped: str, key: str) -> str:
+    # one row per late event, upserted by (source, key): idempotent, so a replay cannot lose or double
+    # a count (realtime.late_events_1m counts them); no state
+    return f"""SELECT src_topic AS source, {key} AS event_key, {window_start('CAST(event_ts AS TIMESTAMP(3))')} AS window_start,
+  CAST(event_ts AS TIMESTAMP(3)) AS event_time, src_partition AS kafka_partition, src_offset AS kafka_offset
+FROM {deduped} WHERE is_late AND NOT replayed"""

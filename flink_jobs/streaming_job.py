@@ -9,6 +9,7 @@ Configuration comes from the environment (the stack passes it from .env):
   FLINK_JOB_KAFKA_BOOTSTRAP_SERVERS   Kafka as the TaskManagers reach it
   FLINK_JOB_POSTGRES_URL              jdbc:postgresql://host:port/db as the TaskManagers reach it
   POSTGRES_STREAM_USER / POSTGRES_STREAM_PASSWORD   the least-privilege stream_writer role
+  FLINK_JOB_REPLAY                    optional: an upgrade's replay (pipeline.Replay as JSON)
 """
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ ORDER_METRICS_COLUMNS = """window_start TIMESTAMP(3), window_end TIMESTAMP(3), c
   PRIMARY KEY (window_start, country, payment_method) NOT ENFORCED"""
 ACTIVE_SESSIONS_COLUMNS = """window_start TIMESTAMP(3), window_end TIMESTAMP(3), active_sessions BIGINT,
   active_customers BIGINT, PRIMARY KEY (window_start, window_end) NOT ENFORCED"""
-LATE_EVENTS_COLUMNS = """window_start TIMESTAMP(3), source STRING, late_events BIGINT,
-  PRIMARY KEY (window_start, source) NOT ENFORCED"""
+LATE_EVENTS_COLUMNS = """source STRING, event_key STRING, window_start TIMESTAMP(3), event_time TIMESTAMP(3),
+  kafka_partition INT, kafka_offset BIGINT, PRIMARY KEY (source, event_key) NOT ENFORCED"""
 DEAD_LETTER_COLUMNS = """source_topic STRING, source_partition INT, source_offset BIGINT, reason STRING,
   payload STRING, failed_at TIMESTAMP(3)"""
 
@@ -46,28 +47,28 @@ PG_SINKS = {
     "sink_web_metrics_1m": (WEB_METRICS_COLUMNS, "realtime.web_metrics_1m"),
     "sink_order_metrics_1m": (ORDER_METRICS_COLUMNS, "realtime.order_metrics_1m"),
     "sink_active_sessions": (ACTIVE_SESSIONS_COLUMNS, "realtime.active_sessions"),
-    "sink_late_events_1m": (LATE_EVENTS_COLUMNS, "realtime.late_events_1m"),
+    "sink_late_events": (LATE_EVENTS_COLUMNS, "realtime.late_events"),
 }
 
 
-def register_views(t_env, web_source: str, order_source: str) -> None:
+def register_views(t_env, web_source: str, order_source: str, replay: pipeline.Replay = pipeline.Replay()) -> None:
     """The job's intermediate views over two source tables (Kafka, or test inputs)."""
-    t_env.create_temporary_view("web_parsed", t_env.sql_query(pipeline.web_parsed_sql(web_source)))
-    t_env.create_temporary_view("orders_parsed", t_env.sql_query(pipeline.order_parsed_sql(order_source)))
+    t_env.create_temporary_view("web_parsed", t_env.sql_query(pipeline.web_parsed_sql(web_source, replay)))
+    t_env.create_temporary_view("orders_parsed", t_env.sql_query(pipeline.order_parsed_sql(order_source, replay)))
     t_env.create_temporary_view("web_deduped", t_env.sql_query(pipeline.dedup_sql("web_parsed", "event_id")))
     t_env.create_temporary_view("orders_deduped", t_env.sql_query(pipeline.dedup_sql("orders_parsed", "order_id")))
 
 
-def queries() -> dict[str, str]:
+def queries(replay: pipeline.Replay = pipeline.Replay()) -> dict[str, str]:
     """sink table -> the query that feeds it (after register_views)."""
     return {
         "sink_raw_web_events": pipeline.raw_web_sql("web_deduped"),
         "sink_raw_purchase_events": pipeline.raw_order_sql("orders_deduped"),
-        "sink_web_metrics_1m": pipeline.web_metrics_sql("web_deduped"),
-        "sink_order_metrics_1m": pipeline.order_metrics_sql("orders_deduped"),
-        "sink_active_sessions": pipeline.active_sessions_sql("web_deduped"),
-        "sink_late_events_1m": (pipeline.late_events_sql("web_deduped", "web_events") + "\nUNION ALL\n"
-                                + pipeline.late_events_sql("orders_deduped", "purchase_events")),
+        "sink_web_metrics_1m": pipeline.web_metrics_sql("web_deduped", replay),
+        "sink_order_metrics_1m": pipeline.order_metrics_sql("orders_deduped", replay),
+        "sink_active_sessions": pipeline.active_sessions_sql("web_deduped", replay),
+        "sink_late_events": (pipeline.late_events_sql("web_deduped", "event_id") + "\nUNION ALL\n"
+                             + pipeline.late_events_sql("orders_deduped", "order_id")),
         "sink_dead_letter": (pipeline.dead_letter_sql("web_parsed") + "\nUNION ALL\n"
                              + pipeline.dead_letter_sql("orders_parsed")),
     }
@@ -136,15 +137,16 @@ def sink_ddls(env: dict[str, str]) -> list[str]:
 def build(t_env, env: dict[str, str]):
     configure(t_env)
     bootstrap = env["FLINK_JOB_KAFKA_BOOTSTRAP_SERVERS"]
-    t_env.execute_sql(pipeline.kafka_source_ddl("src_web_events", "web_events", "event_time", bootstrap,
-                                                f"flink-{pipeline.JOB_NAME}"))
-    t_env.execute_sql(pipeline.kafka_source_ddl("src_purchase_events", "purchase_events", "order_time", bootstrap,
-                                                f"flink-{pipeline.JOB_NAME}"))
+    replay = pipeline.Replay.from_json(env["FLINK_JOB_REPLAY"]) if env.get("FLINK_JOB_REPLAY") else pipeline.Replay()
+    t_env.execute_sql(pipeline.kafka_source_ddl("src_web_events", pipeline.TOPICS["web"], "event_time", bootstrap,
+                                                f"flink-{pipeline.JOB_NAME}", replay))
+    t_env.execute_sql(pipeline.kafka_source_ddl("src_purchase_events", pipeline.TOPICS["orders"], "order_time",
+                                                bootstrap, f"flink-{pipeline.JOB_NAME}", replay))
     for ddl in sink_ddls(env):
         t_env.execute_sql(ddl)
-    register_views(t_env, "src_web_events", "src_purchase_events")
+    register_views(t_env, "src_web_events", "src_purchase_events", replay)
     statements = t_env.create_statement_set()
-    for sink, query in queries().items():
+    for sink, query in queries(replay).items():
         statements.add_insert_sql(f"INSERT INTO {sink}\n{query}")
     return statements
 

@@ -34,7 +34,8 @@ def udf_jar() -> Path:
 class Job:
     """Registers the job's views over two in-order test inputs and runs its queries."""
 
-    def __init__(self, tmp: Path, web: list, orders: list):
+    def __init__(self, tmp: Path, web: list, orders: list, replay: pipeline.Replay = pipeline.Replay()):
+        self.replay = replay
         from pyflink.table import EnvironmentSettings, TableEnvironment
         self.t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
         streaming_job.configure(self.t_env, checkpointing=False, udf_jar=udf_jar())
@@ -54,7 +55,7 @@ class Job:
   payload STRING, src_topic STRING, src_partition INT, src_offset BIGINT,
 {pipeline.source_columns(time_field)}
 ) WITH ('connector' = 'filesystem', 'path' = '{path}', 'format' = 'json')""")
-        streaming_job.register_views(self.t_env, "test_web", "test_orders")
+        streaming_job.register_views(self.t_env, "test_web", "test_orders", replay)
 
     def rows(self, query: str) -> list[tuple]:
         """The final rows of a query's changelog (updates applied), as tuples."""
@@ -70,9 +71,9 @@ class Job:
         return final
 
     def sink(self, name: str) -> list[tuple]:
-        return self.rows(streaming_job.queries()[name])
+        return self.rows(streaming_job.queries(self.replay)[name])
 
 
 @pytest.fixture
 def job(tmp_path):
-    return lambda web=(), orders=(): Job(tmp_path, list(web), list(orders))
+    return lambda web=(), orders=(), replay=pipeline.Replay(): Job(tmp_path, list(web), list(orders), replay)
