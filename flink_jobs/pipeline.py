@@ -15,9 +15,10 @@ Semantics (asserted exactly by flink_jobs/tests and tests/integration/test_flink
   partition, idle partitions excluded after an idle timeout; the minimum over the source's parallel
   instances once the records meet after the deduplication's exchange). The sources declare it
   shifted by the allowed lateness (see WATERMARK_DELAY): the window operators then close a window
-  exactly when the lateness rule below says so. A heartbeat record ({"heartbeat": true, "event_time"
-  or "order_time": epoch ms}, sent by the stack's stream-clock every few seconds) moves it on when no
-  events arrive; it is neither an event nor a dead letter.
+  exactly when the lateness rule below says so. When no events arrive, a clock source inside the job
+  (CLOCK, wall-clock time, joined in before the deduplication) moves it on: its watermark is the
+  minimum with the topics' as long as they have data, and alone once their partitions are idle
+  (`table.exec.source.idle-timeout`), so windows close on time in quiet periods too.
 * Allowed lateness: an event belongs to the 1-minute tumbling window [start, start + 1 min). It is
   *on time* while the watermark it is processed under has not passed window end + ALLOWED_LATENESS
   (30 s); then it counts in its window. Otherwise it is *late*: it is still written to the raw table,
@@ -67,7 +68,6 @@ JOB_NAME = "churn-streaming"
 # incompatible with a checkpoint of the previous version (stack/flink.py then replays, see Replay)
 LAYOUT = 2
 TOPICS = {"web": "web_events", "orders": "purchase_events"}
-HEARTBEAT = "heartbeat"         # PARSE_*'s reason for a heartbeat record (Records.HEARTBEAT)
 
 # The watermark the sources declare: OUT_OF_ORDERNESS + ALLOWED_LATENESS + 1 ms behind the max event
 # time. A window operator treats [start, end) as closed once watermark >= end - 1 ms, i.e. once
@@ -84,6 +84,7 @@ WEB_FIELDS = ("event_id", "customer_id", "session_id", "event_type", "page_url",
               "device_type", "country", "utm_source")
 ORDER_FIELDS = ("order_id", "customer_id", "session_id", "items", "item_count", "total_amount", "currency",
                 "payment_method", "order_status", "shipping_country")
+FIELD_TYPES = {"item_count": "INT", "total_amount": "DECIMAL(12, 2)"}   # the others are STRING (ParseOrder.TYPE)
 
 
 def _q(text: str) -> str:
@@ -163,6 +164,32 @@ def kafka_source_ddl(name: str, topic: str, time_field: str, bootstrap: str, gro
 )"""
 
 
+def clock_source_ddl(name: str) -> str:
+    """Wall-clock ticks with the sources' watermark (see the module docstring, Watermark)."""
+    # several rows a second, so every parallel instance of the generator emits some. `tick` is a random
+    # one-character string, never NULL: the rows are invalid (reason IS NOT NULL) without the planner
+    # knowing it in advance (a constant would let it prune the clock away, watermark and all)
+    return f"""CREATE TEMPORARY TABLE {name} (
+  tick STRING,
+  event_ts AS CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3)),
+  proc_time AS PROCTIME(),
+  WATERMARK FOR event_ts AS event_ts - {WATERMARK_DELAY}
+) WITH ('connector' = 'datagen', 'rows-per-second' = '10', 'fields.tick.kind' = 'random',
+  'fields.tick.length' = '1')"""
+
+
+def with_clock(parsed: str, clock: str, fields: tuple[str, ...]) -> str:
+    """A parsed view's rows plus the clock's ticks, as rows that are never valid (reason = the tick):
+    the deduplication drops them, the watermark they carry stays."""
+    nulls = ", ".join(f"CAST(NULL AS {FIELD_TYPES.get(f, 'STRING')}) AS {f}" for f in fields)
+    return f"""SELECT * FROM {parsed}
+UNION ALL
+SELECT tick AS reason, CAST(NULL AS STRING) AS payload, CAST(NULL AS STRING) AS src_topic,
+  CAST(NULL AS INT) AS src_partition, CAST(NULL AS BIGINT) AS src_offset, event_ts, proc_time,
+  FALSE AS replayed, {nulls}
+FROM {clock}"""
+
+
 # -- views: parse, classify, deduplicate ------------------------------------------------------
 def window_start(ts: str = "event_ts") -> str:
     return f"FLOOR({ts} TO MINUTE)"
@@ -195,7 +222,7 @@ def dead_letter_sql(parsed: str) -> str:
     # a replayed record's dead letter was sent by the job that processed it first
     return f"""SELECT src_topic AS source_topic, src_partition AS source_partition, src_offset AS source_offset,
   reason, payload, CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3)) AS failed_at
-FROM {parsed} WHERE reason IS NOT NULL AND reason <> {_q(HEARTBEAT)} AND NOT replayed"""
+FROM {parsed} WHERE reason IS NOT NULL AND NOT replayed"""
 
 
 def dedup_sql(parsed: str, key: str) -> str:

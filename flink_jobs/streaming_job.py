@@ -51,12 +51,17 @@ PG_SINKS = {
 }
 
 
-def register_views(t_env, web_source: str, order_source: str, replay: pipeline.Replay = pipeline.Replay()) -> None:
-    """The job's intermediate views over two source tables (Kafka, or test inputs)."""
+def register_views(t_env, web_source: str, order_source: str, replay: pipeline.Replay = pipeline.Replay(),
+                   clock: str | None = None) -> None:
+    """The job's intermediate views over two source tables (Kafka, or test inputs), and the clock
+    source that moves event time on while they are idle (none in the tests: their inputs end)."""
     t_env.create_temporary_view("web_parsed", t_env.sql_query(pipeline.web_parsed_sql(web_source, replay)))
     t_env.create_temporary_view("orders_parsed", t_env.sql_query(pipeline.order_parsed_sql(order_source, replay)))
-    t_env.create_temporary_view("web_deduped", t_env.sql_query(pipeline.dedup_sql("web_parsed", "event_id")))
-    t_env.create_temporary_view("orders_deduped", t_env.sql_query(pipeline.dedup_sql("orders_parsed", "order_id")))
+    for parsed, fields, key in (("web_parsed", pipeline.WEB_FIELDS, "event_id"),
+                                ("orders_parsed", pipeline.ORDER_FIELDS, "order_id")):
+        timed = pipeline.with_clock(parsed, clock, fields) if clock else parsed
+        t_env.create_temporary_view(parsed.replace("_parsed", "_deduped"),
+                                    t_env.sql_query(pipeline.dedup_sql(f"({timed})", key)))
 
 
 def queries(replay: pipeline.Replay = pipeline.Replay()) -> dict[str, str]:
@@ -144,7 +149,8 @@ def build(t_env, env: dict[str, str]):
                                                 bootstrap, f"flink-{pipeline.JOB_NAME}", replay))
     for ddl in sink_ddls(env):
         t_env.execute_sql(ddl)
-    register_views(t_env, "src_web_events", "src_purchase_events", replay)
+    t_env.execute_sql(pipeline.clock_source_ddl("src_clock"))
+    register_views(t_env, "src_web_events", "src_purchase_events", replay, clock="src_clock")
     statements = t_env.create_statement_set()
     for sink, query in queries(replay).items():
         statements.add_insert_sql(f"INSERT INTO {sink}\n{query}")

@@ -26,7 +26,8 @@ from urllib.parse import urlparse
 
 import requests
 
-from stack import jvm
+from flink_jobs import pipeline
+from stack import flink_upgrade, jvm
 from stack.config import REPO, TOOLS, Settings
 from stack.errors import StackError
 from stack.net import get_json
@@ -36,7 +37,7 @@ VENV = TOOLS / "venvs" / "flink"
 CONNECTOR_JARS = jvm.JVM_DIR / "flink"
 UDF_JARS = jvm.JVM_DIR / "flink-udf"     # the job's Java functions (flink_jobs/udf, built by setup)
 JOB_SCRIPT = REPO / "flink_jobs" / "streaming_job.py"
-JOB_NAME = "churn-streaming"
+JOB_NAME = pipeline.JOB_NAME
 ACTIVE_STATES = {"RUNNING", "CREATED", "INITIALIZING", "RESTARTING", "RECONCILING"}
 # what Flink's distribution config sets for Java 17 (the wheel ships no conf/)
 JAVA_OPTS = " ".join([
@@ -202,8 +203,11 @@ def latest_checkpoint(settings: Settings) -> str | None:
     return str(candidates[-1].parent) if candidates else None
 
 
-def submit(settings: Settings, from_checkpoint: str | None = None, timeout: float = 180) -> str:
-    """Submit the streaming job (detached) and wait until it runs; returns the job id."""
+def submit(settings: Settings, from_checkpoint: str | None = None, timeout: float = 180,
+           replay: pipeline.Replay | None = None, job_script: Path = JOB_SCRIPT) -> str:
+    """Submit the streaming job (detached) and wait until it runs; returns the job id.
+
+    replay: an upgrade's replay (flink_upgrade), passed on every submission of that layout."""
     home = pyflink_home()
     rest = urlparse(rest_url(settings))
     python = VENV / "bin" / "python"
@@ -212,12 +216,13 @@ def submit(settings: Settings, from_checkpoint: str | None = None, timeout: floa
            f"-Dpython.client.executable={python}", "-Dpython.executable=python3"]
     if from_checkpoint:
         cmd += ["-s", from_checkpoint]
-    cmd += ["--python", str(JOB_SCRIPT)]
+    cmd += ["--python", str(job_script)]
     env = {**os.environ, **script_env(settings), "PYFLINK_CLIENT_EXECUTABLE": str(python),
            "FLINK_JOB_KAFKA_BOOTSTRAP_SERVERS": settings["FLINK_JOB_KAFKA_BOOTSTRAP_SERVERS"],
            "FLINK_JOB_POSTGRES_URL": settings["FLINK_JOB_POSTGRES_URL"],
            "POSTGRES_STREAM_USER": settings["POSTGRES_STREAM_USER"],
-           "POSTGRES_STREAM_PASSWORD": settings["POSTGRES_STREAM_PASSWORD"]}
+           "POSTGRES_STREAM_PASSWORD": settings["POSTGRES_STREAM_PASSWORD"],
+           "FLINK_JOB_REPLAY": replay.to_json() if replay else ""}
     log = settings.data_dir / "logs" / "flink-submit.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as fh:
@@ -237,10 +242,26 @@ def submit(settings: Settings, from_checkpoint: str | None = None, timeout: floa
 
 
 def ensure_job(settings: Settings) -> None:
-    """Idempotent: submit the streaming job unless it is already running."""
+    """Idempotent: submit the streaming job unless it is already running; from the latest checkpoint,
+    or, when that checkpoint is of another state layout, with a replay (stack/flink_upgrade.py)."""
     if running_job(settings):
         return
-    submit(settings, latest_checkpoint(settings))
+    checkpoints = Paths(settings).checkpoints
+    checkpoint = latest_checkpoint(settings)
+    layout = flink_upgrade.Layout.read(checkpoints)
+    if checkpoint and layout and layout.version != pipeline.LAYOUT:
+        replay = flink_upgrade.plan_replay(settings)
+        aside = flink_upgrade.move_aside(checkpoints, layout.version)
+        print(f"flink: the job's state layout changed ({layout.version} -> {pipeline.LAYOUT}); its checkpoint moved "
+              f"to {aside}, replaying from Kafka, windows from {replay.aggregate_from} UTC recomputed", flush=True)
+        layout = flink_upgrade.Layout(pipeline.LAYOUT, replay)
+        layout.write(checkpoints)
+        submit(settings, None, replay=replay)
+        return
+    if layout is None:
+        layout = flink_upgrade.Layout(pipeline.LAYOUT)
+        layout.write(checkpoints)
+    submit(settings, checkpoint, replay=layout.replay)
 
 
 def _details(settings: Settings) -> str:
@@ -304,7 +325,11 @@ def main(argv: list[str]) -> int:
     settings = config.load()
     if argv[:1] == ["submit"]:
         job = running_job(settings)
-        print(f"already running: {job['jid']}" if job else f"submitted: {submit(settings, latest_checkpoint(settings))}")
+        if job:
+            print(f"already running: {job['jid']}")
+        else:
+            ensure_job(settings)
+            print(f"submitted: {running_job(settings)['jid']}")
         return 0
     if argv[:1] == ["checkpoint"]:
         print(latest_checkpoint(settings) or "none")

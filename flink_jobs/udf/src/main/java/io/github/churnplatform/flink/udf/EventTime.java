@@ -8,14 +8,14 @@ import java.time.LocalDateTime;
 
 /**
  * EVENT_TIME(payload, field): the record's event time as TIMESTAMP(3) (UTC), from epoch millis or an
- * ISO-8601 "...Z" string (a heartbeat's too); NULL when the record or the field is not valid. Used by the sources' computed
+ * ISO-8601 "...Z" string; NULL when the record or the field is not valid. Used by the sources' computed
  * rowtime column; the parse is cached per thread for the PARSE_* call that follows on the same record.
  */
 public class EventTime extends ScalarFunction {
     @DataTypeHint("TIMESTAMP(3)")
     public LocalDateTime eval(String payload, String field) {
         Records.Parsed parsed = Records.parse(payload);
-        if ((parsed.reason != null && !Records.HEARTBEAT.equals(parsed.reason)) || field == null) {
+        if (parsed.reason != null || field == null) {
             return null;
         }
         JsonNode v = parsed.root.get(field);

@@ -55,13 +55,6 @@ final class Records {
         static Field number(String name) { return new Field(name, Kind.NUMBER, true, null, null); }
     }
 
-    /**
-     * The "reason" of a heartbeat record ({"heartbeat": true, "event_time" or "order_time": epoch ms}):
-     * its time moves the watermark on while no events arrive; the job neither counts it nor sends it to
-     * the dead-letter topic (pipeline.py filters this value).
-     */
-    public static final String HEARTBEAT = "heartbeat";
-
     // -- parsing, shared by the functions that see the same record --------------------------------------
     /** The outcome of parsing one payload: the root node, or the record-level reason. */
     static final class Parsed {
@@ -106,9 +99,6 @@ final class Records {
         }
         if (!root.isObject()) {
             return new Parsed(payload, root, "invalid JSON: not an object");
-        }
-        if (root.path("heartbeat").isBoolean() && root.get("heartbeat").booleanValue()) {
-            return new Parsed(payload, root, HEARTBEAT);
         }
         return new Parsed(payload, root, null);
     }

@@ -135,15 +135,4 @@ class RecordsTest {
         assertEquals("invalid currency: expected an ISO 4217 code", orderReason(with(ORDER, "currency", "\"usd\"")));
         assertNull(orderReason(with(ORDER, "session_id", null)));
     }
-
-    @Test
-    void heartbeatsCarryATimeAndAreNeitherEventsNorDeadLetters() {
-        String beat = "{\"heartbeat\":true,\"event_time\":1767261600000}";
-        assertEquals(Records.HEARTBEAT, webReason(beat));
-        assertEquals(Records.HEARTBEAT, orderReason("{\"heartbeat\":true,\"order_time\":1767261600000}"));
-        assertEquals(LocalDateTime.of(2026, 1, 1, 10, 0), new EventTime().eval(beat, "event_time"));
-        // only JSON true makes a heartbeat: anything else is judged as an event
-        assertEquals("missing required field: event_id", webReason("{\"heartbeat\":\"true\",\"event_time\":1767261600000}"));
-        assertNull(webReason(WEB.replace("}", ",\"heartbeat\":false}")));
-    }
 }
