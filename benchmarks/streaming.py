@@ -1,20 +1,26 @@
 """Streaming benchmark against the running stack: how many events/s the Flink job keeps up with,
 next to the Kafka ceiling, and the latencies event time -> PostgreSQL row and commit -> ClickHouse row.
+The figures go to .data/bench/streaming.json (kafka_produce_per_s, flink_drain_events_per_s,
+sustained_live_events_per_s, p50/p99_event_to_postgres_s, cdc_rows_per_s, cdc_p99_s,
+taskmanager_peak_rss_mib, lost, duplicated, and the details).
 
 1. Kafka ceiling + simulator rate: benchmarks/simulator_throughput.py (run as is, with fewer messages:
    raw produce of pre-built records, generate only, end to end) and a raw consume of web_events here.
-2. Flink sustained rate: the event simulator in live mode into the real topics (web_events +
+2. Backlog drain: the job stopped, --drain-events simulator records produced into Kafka, the job
+   resumed from its checkpoint; records/s until every valid one is a raw row, reconciled against
+   the ledger in PostgreSQL and in the ClickHouse mirror (lost, duplicated).
+3. Flink sustained rate: the event simulator in live mode into the real topics (web_events +
    purchase_events, a unique customer-id prefix per step, nothing cleaned up) at a ladder of rates,
    STEP_SECONDS each. Lag is measured end to end from PostgreSQL itself: lag(t) = events sent with
    event_time <= t minus rows of that step with ingested_at <= t (raw.web_events; every sink is in the
    same job, so a slow aggregate back-pressures the raw path too). A step is sustained when the lag at
    its end is under LAG_BOUND_S seconds of input and its growth over the second half of the step under
    10 % of the rate. The ladder stops at the first step that is not sustained.
-3. Latency event time -> PostgreSQL row (ingested_at - event_time), p50/p99, from the highest sustained
+4. Latency event time -> PostgreSQL row (ingested_at - event_time), p50/p99, from the highest sustained
    step (live events at that rate).
-4. CDC latency PostgreSQL commit -> ClickHouse row: benchmarks/cdc_latency.py, run as is.
+5. CDC latency PostgreSQL commit -> ClickHouse row: benchmarks/cdc_latency.py, run as is.
 
-    .venv/bin/python benchmarks/streaming.py [--rates 500,1000,2000,4000,8000] [--step-seconds 25]
+    .venv/bin/python benchmarks/streaming.py [--rates 1000,5000,10000] [--step-seconds 25] [--drain-events N]
     make bench b=streaming
 """
 from __future__ import annotations
@@ -38,9 +44,11 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from benchmarks.results import write as write_figures  # noqa: E402
 from benchmarks.cdc_latency import percentile  # noqa: E402
 from simulators import run  # noqa: E402
-from stack import config, flink  # noqa: E402
+from stack import clickhouse, config, flink  # noqa: E402
+from stack.supervisor import Supervisor  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 LAG_BOUND_S = 5.0          # a sustained step ends less than this many seconds of input behind
@@ -95,7 +103,93 @@ def consume_rate(settings, topic: str = "web_events", limit: int = 300_000) -> t
     return n, secs
 
 
-# -- 2. the Flink job under a rate ladder ------------------------------------------------------
+# -- 2. a backlog drained ----------------------------------------------------------------------
+def cancel_job(settings) -> None:
+    job = flink.running_job(settings)
+    requests.patch(f"{flink.rest_url(settings)}/jobs/{job['jid']}", params={"mode": "cancel"},
+                   timeout=10).raise_for_status()
+    deadline = time.monotonic() + 60
+    while flink.running_job(settings) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def landed(conn, prefix: str) -> tuple[int, int, int, int]:
+    """(web rows, distinct web events, order rows, distinct orders) of a customer-id prefix in raw.*"""
+    web = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM raw.web_events WHERE starts_with(customer_id, %s)",
+                       (prefix,)).fetchone()
+    orders = conn.execute("SELECT count(*), count(DISTINCT order_id) FROM raw.purchase_events "
+                          "WHERE starts_with(customer_id, %s)", (prefix,)).fetchone()
+    return (*web, *orders)
+
+
+def drain(settings, events: int) -> dict:
+    """A backlog already in Kafka: the job stopped (its checkpoint kept), `events` simulator records
+    produced as fast as the simulator goes (live clock, so every window is on time), the job resumed
+    from its checkpoint. The rate is the records read over the time from the job running again to the
+    last valid one landing in raw.*; the aggregates are in the same job, so they are keeping up too (a
+    slow one back-pressures the sources). Lost and duplicated are reconciled against the ledger, in
+    PostgreSQL and in the ClickHouse mirror (CDC runs throughout)."""
+    prefix = f"drain{uuid.uuid4().hex[:6]}_"
+    cancel_job(settings)
+    # live pacing at about what the simulator can send (a far higher rate spawns sessions, and their
+    # future events, faster than they are sent: memory grows without bound)
+    ledger = run(mode="live", rate=100_000, count=events, customers=50_000, id_prefix=prefix,
+                 seed=uuid.uuid4().int % 2 ** 31, quiet=True, ledger="none", settings=settings)
+    produced = ledger.messages / max(ledger.elapsed_s, 1e-9)
+    t0 = time.monotonic()
+    flink.ensure_job(settings)
+    running = time.monotonic()
+    want = (ledger.web.valid, ledger.purchases.valid)
+    got = (0, 0, 0, 0)
+    with psycopg.connect(settings.postgres_dsn("POSTGRES_BI_USER", "POSTGRES_BI_PASSWORD"), autocommit=True) as conn:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            got = landed(conn, prefix)
+            if (got[1], got[3]) >= want:
+                break
+            time.sleep(0.5)
+        done = time.monotonic()
+        got = landed(conn, prefix)
+    ch = clickhouse.client(settings)
+    mirror = {}
+    deadline = time.monotonic() + 600
+    for table, key in (("raw_web_events", "event_id"), ("raw_purchase_events", "order_id")):
+        while True:
+            rows, distinct = ch.query(f"SELECT count(), uniqExact({key}) FROM cdc.{table} FINAL WHERE _is_deleted = 0 "
+                                      "AND startsWith(customer_id, {p:String})", parameters={"p": prefix}).result_rows[0]
+            if distinct >= (want[0] if table == "raw_web_events" else want[1]) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        mirror[table] = (rows, distinct)
+    cdc_done = time.monotonic()
+    return {"messages": ledger.messages, "valid": sum(want), "produced_per_s": produced,
+            "restart_s": running - t0, "drain_s": done - running, "rate": ledger.messages / max(done - running, 1e-9),
+            "lost": sum(want) - got[1] - got[3], "duplicated": (got[0] - got[1]) + (got[2] - got[3]),
+            "mirror_lost": sum(want) - sum(d for _r, d in mirror.values()),
+            "mirror_duplicated": sum(r - d for r, d in mirror.values()), "mirror_caught_up_s": cdc_done - running}
+
+
+def taskmanager_memory(settings) -> dict:
+    """The TaskManager's peak RSS (the process's VmHWM) and its JVM heap limit (Flink's metrics)."""
+    out = {"taskmanager_peak_rss_mib": None, "taskmanager_heap_max_mib": None}
+    info = Supervisor(settings).info("flink-taskmanager")
+    if info and info.get("pid"):
+        status = Path(f"/proc/{info['pid']}/status")
+        # the script is a shell that execs java: the pid is the JVM's
+        for line in status.read_text().splitlines() if status.exists() else []:
+            if line.startswith("VmHWM:"):
+                out["taskmanager_peak_rss_mib"] = round(int(line.split()[1]) / 1024)
+    try:
+        url = flink.rest_url(settings)
+        tm = requests.get(f"{url}/taskmanagers", timeout=5).json()["taskmanagers"][0]["id"]
+        got = requests.get(f"{url}/taskmanagers/{tm}/metrics?get=Status.JVM.Memory.Heap.Max", timeout=5).json()
+        out["taskmanager_heap_max_mib"] = round(float(got[0]["value"]) / 2 ** 20)
+    except (requests.RequestException, ValueError, KeyError, IndexError):
+        pass
+    return out
+
+
+# -- 3. the Flink job under a rate ladder ------------------------------------------------------
 def flink_info(settings) -> str:
     job = flink.running_job(settings)
     if not job:
@@ -136,11 +230,11 @@ def step(settings, rate: int, seconds: float) -> dict:
     t_start = t_end - ledger.elapsed_s      # the live loop itself (population and warm-up excluded)
     sent = ledger.web.valid
     with psycopg.connect(settings.postgres_dsn("POSTGRES_BI_USER", "POSTGRES_BI_PASSWORD"), autocommit=True) as conn:
-        deadline, got = time.monotonic() + DRAIN_TIMEOUT_S, 0
+        deadline, got, distinct = time.monotonic() + DRAIN_TIMEOUT_S, 0, 0
         while time.monotonic() < deadline:
-            got = conn.execute("SELECT count(*) FROM raw.web_events WHERE starts_with(customer_id, %s)",
-                               (prefix,)).fetchone()[0]
-            if got >= sent:
+            got, distinct = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM raw.web_events "
+                                         "WHERE starts_with(customer_id, %s)", (prefix,)).fetchone()
+            if distinct >= sent:
                 break
             time.sleep(1)
         drained = time.time()
@@ -157,7 +251,8 @@ def step(settings, rate: int, seconds: float) -> dict:
     achieved = ledger.messages / max(t_end - t_start, 1e-9)     # web + purchases, as the job reads them
     end_lag = lag_at(t_end)
     sustained = got >= sent and end_lag < LAG_BOUND_S * achieved and growth < 0.1 * achieved
-    return {"rate": rate, "achieved": achieved, "sent": sent, "landed": got, "end_lag": end_lag,
+    return {"rate": rate, "achieved": achieved, "sent": sent, "landed": got, "landed_distinct": distinct,
+            "end_lag": end_lag,
             "max_lag": max((lag_at(t_start + k) for k in range(int(t_end - t_start) + 1)), default=0),
             "throughput": sent / max(drained - t_start, 1e-9) if got >= sent else float("nan"),
             "growth": growth, "drain": drained - t_end if got >= sent else float("nan"),
@@ -167,10 +262,11 @@ def step(settings, rate: int, seconds: float) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rates", default="400,600,800,1000,1300,1700,2200,3000,5000,10000", help="messages/s per step")
+    ap.add_argument("--rates", default="1000,2500,5000,7500,10000,15000,20000", help="messages/s per step")
+    ap.add_argument("--drain-events", type=int, default=1_000_000, help="records in the backlog (0: skip)")
     ap.add_argument("--step-seconds", type=float, default=25)
     ap.add_argument("--sim-messages", default="150000", help="records for simulator_throughput.py")
-    ap.add_argument("--cdc-rate", default="3000", help="rows/s for cdc_latency.py")
+    ap.add_argument("--cdc-rate", default="10000", help="rows/s for cdc_latency.py")
     ap.add_argument("--cdc-seconds", default="15")
     ap.add_argument("--skip-ceiling", action="store_true")
     ap.add_argument("--skip-cdc", action="store_true")
@@ -189,6 +285,12 @@ def main() -> int:
     n, secs = consume_rate(settings)
     raw_consume = n / secs if secs else float("nan")
 
+    drained = None
+    if args.drain_events:
+        console.rule(f"Flink draining a backlog of {args.drain_events:,} records")
+        drained = drain(settings, args.drain_events)
+        console.print(drained)
+
     console.rule(f"Flink job under a rate ladder ({flink_info(settings)})")
     results = []
     for rate in (int(r) for r in args.rates.split(",")):
@@ -201,40 +303,67 @@ def main() -> int:
             break
     best = max((r for r in results if r["sustained"]), key=lambda r: r["achieved"], default=None)
 
-    cdc_p50 = cdc_p99 = float("nan")
+    cdc_p50 = cdc_p99 = cdc_rate = float("nan")
     if not args.skip_cdc:
         console.rule("CDC latency (benchmarks/cdc_latency.py)")
         out = run_script("cdc_latency.py", "--rate", args.cdc_rate, "--seconds", args.cdc_seconds, timeout=600)
         cells = table_row(out, "commit -> ClickHouse")
         if len(cells) >= 6:
             cdc_p50, cdc_p99 = number(cells[2]), number(cells[4])
+        if found := re.search(r"rows at ([\d,]+) rows/s", out):
+            cdc_rate = number(found.group(1))
+    memory = taskmanager_memory(settings)
 
     table = Table(title=f"streaming benchmark ({time.monotonic() - started:.0f} s, {flink_info(settings)}, "
                         f"load {open('/proc/loadavg').read().split()[0]})")
     for col in ("measurement", "rate / latency", "note"):
         table.add_column(col, justify="right" if col == "rate / latency" else "left")
+    ceiling = min(raw_produce, raw_consume)
+
+    def of_ceiling(rate: float) -> str:
+        return f"{rate / ceiling:.1%} of the Kafka ceiling ({ceiling:,.0f}/s)" if ceiling == ceiling else ""
     table.add_row("Kafka raw produce (ceiling)", f"{raw_produce:,.0f} rec/s", "simulator_throughput.py, pre-built records")
     table.add_row("Kafka raw consume (ceiling)", f"{raw_consume:,.0f} rec/s", f"{n:,} records of web_events, confluent-kafka")
     table.add_row("simulator, generate only", f"{sim_gen:,.0f} rec/s", "null sink")
     table.add_row("simulator, end to end into Kafka", f"{sim_e2e:,.0f} rec/s", "simulator_throughput.py")
+    if drained:
+        table.add_row(f"Flink drain of {drained['messages']:,} records", f"{drained['rate']:,.0f} rec/s",
+                      f"{of_ceiling(drained['rate'])}; resumed in {drained['restart_s']:.0f}s, drained in "
+                      f"{drained['drain_s']:.0f}s; lost {drained['lost']}, duplicated {drained['duplicated']} "
+                      f"(mirror: {drained['mirror_lost']}, {drained['mirror_duplicated']})")
     for r in results:
         table.add_row(f"Flink step {r['rate']:,}/s", f"{r['achieved']:,.0f} ev/s",
                       f"{'sustained' if r['sustained'] else 'NOT sustained'}: lag at end {r['end_lag']:,} "
                       f"(max {r['max_lag']:,}), growth {r['growth']:,.0f}/s, drained {r['drain']:.0f}s after, "
                       f"p50/p99 {r['p50']:.2f}/{r['p99']:.2f}s; busiest: {r['busiest']}")
     if best:
-        ceiling = min(raw_produce, raw_consume)
-        table.add_row("Flink highest sustained rate", f"{best['achieved']:,.0f} ev/s",
-                      f"{best['achieved'] / ceiling:.1%} of the Kafka ceiling ({ceiling:,.0f}/s)"
-                      if ceiling == ceiling else "")
+        table.add_row("Flink highest sustained rate", f"{best['achieved']:,.0f} ev/s", of_ceiling(best["achieved"]))
         table.add_row("event time -> PostgreSQL row p50", f"{best['p50']:.2f} s", f"live events at {best['achieved']:,.0f}/s")
         table.add_row("event time -> PostgreSQL row p99", f"{best['p99']:.2f} s", f"live events at {best['achieved']:,.0f}/s")
     else:
         table.add_row("Flink highest sustained rate", "none", f"lowest step {results[0]['rate']:,}/s not sustained")
     table.add_row("PG commit -> ClickHouse row p50", f"{cdc_p50:.2f} s", f"cdc_latency.py at {args.cdc_rate} rows/s")
-    table.add_row("PG commit -> ClickHouse row p99", f"{cdc_p99:.2f} s", f"cdc_latency.py at {args.cdc_rate} rows/s")
+    table.add_row("PG commit -> ClickHouse row p99", f"{cdc_p99:.2f} s", f"cdc_latency.py at {cdc_rate:,.0f} rows/s")
+    table.add_row("TaskManager peak RSS / heap max", f"{memory['taskmanager_peak_rss_mib']} MiB",
+                  f"JVM heap max {memory['taskmanager_heap_max_mib']} MiB")
     console.print(table)
-    return 0 if best else 1
+    lost = sum(r["sent"] - r["landed_distinct"] for r in results) + (drained["lost"] + drained["mirror_lost"] if drained else 0)
+    duplicated = (sum(r["landed"] - r["landed_distinct"] for r in results)
+                  + (drained["duplicated"] + drained["mirror_duplicated"] if drained else 0))
+    figures = {
+        "kafka_produce_per_s": raw_produce, "kafka_consume_per_s": raw_consume,
+        "flink_drain_events_per_s": drained["rate"] if drained else None,
+        "drain": drained,
+        "sustained_live_events_per_s": best["achieved"] if best else 0,
+        "p50_event_to_postgres_s": best["p50"] if best else None,
+        "p99_event_to_postgres_s": best["p99"] if best else None,
+        "cdc_rows_per_s": cdc_rate, "cdc_p50_s": cdc_p50, "cdc_p99_s": cdc_p99,
+        **memory, "lost": lost, "duplicated": duplicated,
+        "ladder": results,
+        "job": flink_info(settings),
+    }
+    console.print(f"figures: {write_figures(settings, 'streaming', figures)}")
+    return 0 if best and lost == 0 and duplicated == 0 else 1
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ The Flink runtime is the one the PyFlink wheel ships (pyflink/lib, pyflink/bin i
 virtualenv that `make setup` builds from requirements/flink.lock); the connector jars and the
 PostgreSQL JDBC driver come from Maven Central (pom.xml, profile `flink`, .tools/jvm/flink). Both
 run in the foreground under supervisord through Flink's own scripts, with a generated config dir
-in DATA_DIR/flink/conf and a lib dir of links to both jar sets. Checkpoints (every 10 s, exactly
-once, retained on cancel) and savepoints live under DATA_DIR/flink.
+in DATA_DIR/flink/conf and a lib dir of links to the jar sets, with the job's Java functions (built
+from flink_jobs/udf by `make setup`; in lib, the `flink run` client plans with them too). State on
+RocksDB; checkpoints (every 10 s, incremental, exactly once, retained on cancel) and savepoints
+live under DATA_DIR/flink.
 
 Once the TaskManager is healthy, provisioning makes sure the streaming job (flink_jobs/) runs:
 if no job of that name is running, it is submitted with the PyFlink client (`flink run`), resumed
@@ -24,7 +26,8 @@ from urllib.parse import urlparse
 
 import requests
 
-from stack import jvm
+from flink_jobs import pipeline
+from stack import flink_upgrade, jvm
 from stack.config import REPO, TOOLS, Settings
 from stack.errors import StackError
 from stack.net import get_json
@@ -32,8 +35,9 @@ from stack.service import Service
 
 VENV = TOOLS / "venvs" / "flink"
 CONNECTOR_JARS = jvm.JVM_DIR / "flink"
+UDF_JARS = jvm.JVM_DIR / "flink-udf"     # the job's Java functions (flink_jobs/udf, built by setup)
 JOB_SCRIPT = REPO / "flink_jobs" / "streaming_job.py"
-JOB_NAME = "churn-streaming"
+JOB_NAME = pipeline.JOB_NAME
 ACTIVE_STATES = {"RUNNING", "CREATED", "INITIALIZING", "RESTARTING", "RECONCILING"}
 # what Flink's distribution config sets for Java 17 (the wheel ships no conf/)
 JAVA_OPTS = " ".join([
@@ -103,13 +107,14 @@ def _config(settings: Settings, paths: Paths) -> str:
         "taskmanager.rpc.port": settings["FLINK_TASKMANAGER_RPC_PORT"],
         "taskmanager.numberOfTaskSlots": settings["FLINK_TASKMANAGER_SLOTS"],
         "taskmanager.memory.process.size": settings["FLINK_TASKMANAGER_MEMORY"],
-        # heap state backend: managed memory is only for RocksDB/batch, keep it small
-        "taskmanager.memory.managed.fraction": "0.1",
+        # RocksDB state: its block cache and write buffers live in managed (off-heap) memory
+        "taskmanager.memory.managed.fraction": "0.4",
         "rest.address": rest.hostname,
         "rest.bind-address": rest.hostname,
         "rest.port": str(rest.port or 8081),
         "parallelism.default": "1",
-        "state.backend.type": "hashmap",
+        "state.backend.type": "rocksdb",
+        "execution.checkpointing.incremental": "true",
         "execution.checkpointing.dir": paths.checkpoints.resolve().as_uri(),
         "execution.checkpointing.savepoint-dir": paths.savepoints.resolve().as_uri(),
         "execution.checkpointing.interval": "10 s",
@@ -137,15 +142,16 @@ def write_config(settings: Settings) -> Paths:
     """Config dir and lib dir (links to the wheel's runtime jars and the connector jars)."""
     paths = Paths(settings)
     home = pyflink_home()
-    if not CONNECTOR_JARS.is_dir():
-        raise StackError(f"Flink connector jars not found in {CONNECTOR_JARS}; run `make setup`")
+    for folder, what in ((CONNECTOR_JARS, "connector jars"), (UDF_JARS, "job functions (flink_jobs/udf)")):
+        if not folder.is_dir():
+            raise StackError(f"Flink {what} not found in {folder}; run `make setup`")
     for d in (paths.conf, paths.checkpoints, paths.savepoints, paths.tmp / "web", paths.logs):
         d.mkdir(parents=True, exist_ok=True)
     (paths.conf / "config.yaml").write_text(_config(settings, paths))
     for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties"):
         (paths.conf / name).write_text(LOG4J)
     paths.lib.mkdir(parents=True, exist_ok=True)
-    wanted = {jar.name: jar for folder in (home / "lib", CONNECTOR_JARS) for jar in folder.glob("*.jar")}
+    wanted = {jar.name: jar for folder in (home / "lib", CONNECTOR_JARS, UDF_JARS) for jar in folder.glob("*.jar")}
     for link in paths.lib.iterdir():
         if link.name not in wanted or link.resolve() != wanted[link.name].resolve():
             link.unlink()
@@ -197,8 +203,11 @@ def latest_checkpoint(settings: Settings) -> str | None:
     return str(candidates[-1].parent) if candidates else None
 
 
-def submit(settings: Settings, from_checkpoint: str | None = None, timeout: float = 180) -> str:
-    """Submit the streaming job (detached) and wait until it runs; returns the job id."""
+def submit(settings: Settings, from_checkpoint: str | None = None, timeout: float = 180,
+           replay: pipeline.Replay | None = None, job_script: Path = JOB_SCRIPT) -> str:
+    """Submit the streaming job (detached) and wait until it runs; returns the job id.
+
+    replay: an upgrade's replay (flink_upgrade), passed on every submission of that layout."""
     home = pyflink_home()
     rest = urlparse(rest_url(settings))
     python = VENV / "bin" / "python"
@@ -207,12 +216,13 @@ def submit(settings: Settings, from_checkpoint: str | None = None, timeout: floa
            f"-Dpython.client.executable={python}", "-Dpython.executable=python3"]
     if from_checkpoint:
         cmd += ["-s", from_checkpoint]
-    cmd += ["--python", str(JOB_SCRIPT)]
+    cmd += ["--python", str(job_script)]
     env = {**os.environ, **script_env(settings), "PYFLINK_CLIENT_EXECUTABLE": str(python),
            "FLINK_JOB_KAFKA_BOOTSTRAP_SERVERS": settings["FLINK_JOB_KAFKA_BOOTSTRAP_SERVERS"],
            "FLINK_JOB_POSTGRES_URL": settings["FLINK_JOB_POSTGRES_URL"],
            "POSTGRES_STREAM_USER": settings["POSTGRES_STREAM_USER"],
-           "POSTGRES_STREAM_PASSWORD": settings["POSTGRES_STREAM_PASSWORD"]}
+           "POSTGRES_STREAM_PASSWORD": settings["POSTGRES_STREAM_PASSWORD"],
+           "FLINK_JOB_REPLAY": replay.to_json() if replay else ""}
     log = settings.data_dir / "logs" / "flink-submit.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as fh:
@@ -232,10 +242,26 @@ def submit(settings: Settings, from_checkpoint: str | None = None, timeout: floa
 
 
 def ensure_job(settings: Settings) -> None:
-    """Idempotent: submit the streaming job unless it is already running."""
+    """Idempotent: submit the streaming job unless it is already running; from the latest checkpoint,
+    or, when that checkpoint is of another state layout, with a replay (stack/flink_upgrade.py)."""
     if running_job(settings):
         return
-    submit(settings, latest_checkpoint(settings))
+    checkpoints = Paths(settings).checkpoints
+    checkpoint = latest_checkpoint(settings)
+    layout = flink_upgrade.Layout.read(checkpoints)
+    if checkpoint and layout and layout.version != pipeline.LAYOUT:
+        replay = flink_upgrade.plan_replay(settings)
+        aside = flink_upgrade.move_aside(checkpoints, layout.version)
+        print(f"flink: the job's state layout changed ({layout.version} -> {pipeline.LAYOUT}); its checkpoint moved "
+              f"to {aside}, replaying from Kafka, windows from {replay.aggregate_from} UTC recomputed", flush=True)
+        layout = flink_upgrade.Layout(pipeline.LAYOUT, replay)
+        layout.write(checkpoints)
+        submit(settings, None, replay=replay)
+        return
+    if layout is None:
+        layout = flink_upgrade.Layout(pipeline.LAYOUT)
+        layout.write(checkpoints)
+    submit(settings, checkpoint, replay=layout.replay)
 
 
 def _details(settings: Settings) -> str:
@@ -299,7 +325,11 @@ def main(argv: list[str]) -> int:
     settings = config.load()
     if argv[:1] == ["submit"]:
         job = running_job(settings)
-        print(f"already running: {job['jid']}" if job else f"submitted: {submit(settings, latest_checkpoint(settings))}")
+        if job:
+            print(f"already running: {job['jid']}")
+        else:
+            ensure_job(settings)
+            print(f"submitted: {running_job(settings)['jid']}")
         return 0
     if argv[:1] == ["checkpoint"]:
         print(latest_checkpoint(settings) or "none")

@@ -42,6 +42,10 @@ PYTHON_ENVS: dict[str, Path] = {
     "airflow": REPO / "requirements" / "airflow.lock",  # Airflow 3 + cosmos (airflow/, stack/airflow.py)
 }
 VENVS = TOOLS / "venvs"
+# the streaming job's Java functions (flink_jobs/udf, a Maven module with JUnit tests): built here, then
+# linked into the Flink cluster's lib dir (stack/flink.py), so client, JobManager and TaskManager load them
+FLINK_UDF_MODULE = REPO / "flink_jobs" / "udf"
+FLINK_UDF_DIR = jvm.JVM_DIR / "flink-udf"
 # `docker compose` CLI plugin, built from stack/tools/docker-compose/go.mod where the docker client lacks it
 COMPOSE_MODULE_DIR = REPO / "stack" / "tools" / "docker-compose"
 COMPOSE_PLUGIN = TOOLS / "docker" / "cli-plugins" / "docker-compose"
@@ -113,6 +117,23 @@ def _copy_jars(profile: str, target: Path) -> Callable[[], None]:
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
     return build
+
+
+def _build_flink_udf() -> None:
+    """mvn package (compiles, runs the JUnit tests) and copy the jar into .tools/jvm/flink-udf."""
+    _run(["mvn", "-B", "-q", "-f", str(FLINK_UDF_MODULE / "pom.xml"), "package"], "mvn-flink-udf (Maven Central)",
+         "could not build flink_jobs/udf (or its tests failed)")
+    staging = FLINK_UDF_DIR.with_name(FLINK_UDF_DIR.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.copy2(FLINK_UDF_MODULE / "target" / "churn-flink-udf.jar", staging)
+    shutil.rmtree(FLINK_UDF_DIR, ignore_errors=True)
+    staging.rename(FLINK_UDF_DIR)
+
+
+def _flink_udf_inputs() -> str:
+    files = [FLINK_UDF_MODULE / "pom.xml", *sorted(FLINK_UDF_MODULE.glob("src/**/*.java"))]
+    return "".join(f"{f.relative_to(REPO)}\n{f.read_text()}" for f in files)
 
 
 def _go_install(name: str) -> Callable[[], None]:
@@ -189,6 +210,10 @@ def setup() -> None:
         steps.append((f"jars: {profile} (Maven Central)",
                       lambda p=profile, t=target: "installed" if _stamped(f"jvm-{p}", pom + p, t, _copy_jars(p, t))
                       else "up to date"))
+    steps.append(("Flink job functions (Maven: flink_jobs/udf, with its tests)",
+                  lambda: "built" if _stamped("flink-udf", _flink_udf_inputs(),
+                                              FLINK_UDF_DIR / "churn-flink-udf.jar", _build_flink_udf)
+                  else "up to date"))
     for name, (module, tags) in GO_TOOLS.items():
         steps.append((f"{name} (Go module)", lambda n=name, m=module, t=tags: "built" if _stamped(
             f"go-{n}", m + t, BIN / n, _go_install(n)) else "up to date"))

@@ -139,7 +139,10 @@ def test_web_metrics_late_events_and_allowed_lateness(job):
         (t(1), t(2), "DE", "mobile", 1, 0, 0, 1, 3, 3),
         (t(5), t(6), "FR", "mobile", 1, 0, 0, 0, 1, 1),
     ]
-    assert sorted(j.sink("sink_late_events_1m")) == [(t(0), "web_events", 1), (t(1), "web_events", 1)]
+    # one row per late event (the duplicate of event 9 adds none): source, key, window, time, partition, offset
+    assert sorted(j.sink("sink_late_events")) == [
+        ("web_events", uid(9), t(0), datetime(2026, 1, 1, 10, 0, 58), 0, 8),
+        ("web_events", uid(11), t(1), t(1), 0, 11)]
     # late events are not lost: every distinct valid event has its raw row
     assert len(j.sink("sink_raw_web_events")) == 11
 
@@ -198,5 +201,34 @@ def test_aggregates_in_batch_mode_on_in_memory_rows():
     with t_env.execute_sql(pipeline.web_metrics_sql("deduped")).collect() as results:
         got = sorted(tuple(r) for r in results)
     assert got == [(t(0), t(1), "DE", "mobile", 1, 0, 1, 0, 2, 1), (t(1), t(2), "DE", "mobile", 0, 0, 0, 1, 1, 1)]
-    with t_env.execute_sql(pipeline.late_events_sql("deduped", "web_events")).collect() as results:
-        assert [tuple(r) for r in results] == [(t(0), "web_events", 1)]
+
+
+def test_a_replay_rebuilds_open_windows_and_sends_nothing_twice(job):
+    """An upgrade's replay (pipeline.Replay): offsets below `done` were processed by the old job. Their
+    raw rows are upserted again, but they send no dead letter and write no late-event row; the
+    aggregates count only windows from `aggregate_from` on, which the replay holds whole."""
+    replay = pipeline.Replay(done={"web_events": {0: 4}}, aggregate_from="2026-01-01 10:02:00")
+    j = job(web=[web(1, at(0, 10), session="a"),                     # 0 replayed, window before aggregate_from
+                 "not json",                                           # 1 replayed: its dead letter was sent
+                 web(2, at(2, 5), session="b"),                        # 2 replayed, counted (window 10:02)
+                 web(3, at(3, 0), session="c"),                        # 3 replayed
+                 web(4, at(0, 20), session="d"),                       # 4 new but late: watermark 10:02:55
+                 "[1]",                                                # 5 new: a dead letter
+                 web(5, at(2, 30), session="e")],                      # 6 new, counted
+            replay=replay)
+    assert sorted(r[0] for r in j.sink("sink_raw_web_events")) == [uid(n) for n in range(1, 6)]
+    assert [(r[1], r[2]) for r in j.sink("sink_dead_letter")] == [(0, 5)]
+    assert [(r[1], r[2]) for r in j.sink("sink_late_events")] == [(uid(4), t(0))]
+    assert sorted((r[0], r[4], r[8]) for r in j.sink("sink_web_metrics_1m")) == [(t(2), 2, 2), (t(3), 1, 1)]
+    # 5-minute windows starting before 10:02 would miss the events before it: not written
+    assert sorted((r[0], r[2]) for r in j.sink("sink_active_sessions")) == [(t(2), 3), (t(3), 1)]
+
+
+def test_a_heartbeat_moves_event_time_on_and_is_neither_an_event_nor_a_dead_letter(job):
+    j = job(web=[web(1, at(0, 10)), json.dumps({"heartbeat": True, "event_time": at(2, 0)}), web(2, at(0, 20))],
+            orders=[json.dumps({"heartbeat": True, "order_time": at(2, 0)})])
+    assert sorted(r[0] for r in j.sink("sink_raw_web_events")) == [uid(1), uid(2)]
+    assert j.sink("sink_dead_letter") == []
+    # the heartbeat put the watermark at 10:01:55, past 10:01:00 + 30 s: event 2 is late
+    assert [(r[1], r[2]) for r in j.sink("sink_late_events")] == [(uid(2), t(0))]
+    assert [(r[0], r[4]) for r in j.sink("sink_web_metrics_1m")] == [(t(0), 1)]
