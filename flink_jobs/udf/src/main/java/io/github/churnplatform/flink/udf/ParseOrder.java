@@ -2,7 +2,6 @@ package io.github.churnplatform.flink.udf;
 
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
 import org.apache.flink.table.annotation.DataTypeHint;
-import org.apache.flink.table.functions.ScalarFunction;
 import org.apache.flink.types.Row;
 
 import static io.github.churnplatform.flink.udf.Records.Field;
@@ -12,7 +11,7 @@ import static io.github.churnplatform.flink.udf.Records.text;
  * PARSE_ORDER(payload): the order's fields (items as compact JSON, their quantity sum, the amount as
  * DECIMAL(12, 2)) and its dead-letter reason (NULL when valid), from one parse.
  */
-public class ParseOrder extends ScalarFunction {
+public class ParseOrder extends ParseFunction {
     public static final String TYPE = "ROW<reason STRING, order_id STRING, customer_id STRING, session_id STRING, "
             + "items STRING, item_count INT, total_amount DECIMAL(12, 2), currency STRING, payment_method STRING, "
             + "order_status STRING, shipping_country STRING>";
@@ -26,16 +25,6 @@ public class ParseOrder extends ScalarFunction {
         Field.string("payment_method"), Field.string("order_status"),
         Field.matching("shipping_country", Records.COUNTRY_RE, "expected an ISO 3166 alpha-2 code"),
     };
-
-    /**
-     * Declared non-deterministic only so that the planner keeps one call per record: a deterministic
-     * call whose ROW is read field by field is inlined into one call per field by the calc merge
-     * (FlinkCalcMergeRule), i.e. a parse per field. The result does depend on the payload alone.
-     */
-    @Override
-    public boolean isDeterministic() {
-        return false;
-    }
 
     @DataTypeHint(TYPE)
     public Row eval(String payload) {

@@ -2,7 +2,6 @@ package io.github.churnplatform.flink.udf;
 
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
 import org.apache.flink.table.annotation.DataTypeHint;
-import org.apache.flink.table.functions.ScalarFunction;
 import org.apache.flink.types.Row;
 
 import static io.github.churnplatform.flink.udf.Records.Field;
@@ -12,7 +11,7 @@ import static io.github.churnplatform.flink.udf.Records.text;
  * PARSE_WEB_EVENT(payload): the web event's fields and its dead-letter reason (NULL when valid),
  * from one parse. The fields are NULL when the record is invalid.
  */
-public class ParseWebEvent extends ScalarFunction {
+public class ParseWebEvent extends ParseFunction {
     public static final String TYPE = "ROW<reason STRING, event_id STRING, customer_id STRING, session_id STRING, "
             + "event_type STRING, page_url STRING, product_id STRING, search_query STRING, device_type STRING, "
             + "country STRING, utm_source STRING>";
@@ -26,16 +25,6 @@ public class ParseWebEvent extends ScalarFunction {
         Field.optional("utm_source"),
         Field.timestamp("event_time"),
     };
-
-    /**
-     * Declared non-deterministic only so that the planner keeps one call per record: a deterministic
-     * call whose ROW is read field by field is inlined into one call per field by the calc merge
-     * (FlinkCalcMergeRule), i.e. a parse per field. The result does depend on the payload alone.
-     */
-    @Override
-    public boolean isDeterministic() {
-        return false;
-    }
 
     @DataTypeHint(TYPE)
     public Row eval(String payload) {
