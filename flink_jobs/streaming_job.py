@@ -59,9 +59,9 @@ def register_views(t_env, web_source: str, order_source: str, replay: pipeline.R
     t_env.create_temporary_view("orders_parsed", t_env.sql_query(pipeline.order_parsed_sql(order_source, replay)))
     for parsed, fields, key in (("web_parsed", pipeline.WEB_FIELDS, "event_id"),
                                 ("orders_parsed", pipeline.ORDER_FIELDS, "order_id")):
-        timed = pipeline.with_clock(parsed, clock, fields) if clock else parsed
+        timed = f"({pipeline.with_clock(parsed, clock, fields)})" if clock else parsed
         t_env.create_temporary_view(parsed.replace("_parsed", "_deduped"),
-                                    t_env.sql_query(pipeline.dedup_sql(f"({timed})", key)))
+                                    t_env.sql_query(pipeline.dedup_sql(timed, key)))
 
 
 def queries(replay: pipeline.Replay = pipeline.Replay()) -> dict[str, str]:

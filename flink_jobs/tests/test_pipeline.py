@@ -223,12 +223,3 @@ def test_a_replay_rebuilds_open_windows_and_sends_nothing_twice(job):
     # 5-minute windows starting before 10:02 would miss the events before it: not written
     assert sorted((r[0], r[2]) for r in j.sink("sink_active_sessions")) == [(t(2), 3), (t(3), 1)]
 
-
-def test_a_heartbeat_moves_event_time_on_and_is_neither_an_event_nor_a_dead_letter(job):
-    j = job(web=[web(1, at(0, 10)), json.dumps({"heartbeat": True, "event_time": at(2, 0)}), web(2, at(0, 20))],
-            orders=[json.dumps({"heartbeat": True, "order_time": at(2, 0)})])
-    assert sorted(r[0] for r in j.sink("sink_raw_web_events")) == [uid(1), uid(2)]
-    assert j.sink("sink_dead_letter") == []
-    # the heartbeat put the watermark at 10:01:55, past 10:01:00 + 30 s: event 2 is late
-    assert [(r[1], r[2]) for r in j.sink("sink_late_events")] == [(uid(2), t(0))]
-    assert [(r[0], r[4]) for r in j.sink("sink_web_metrics_1m")] == [(t(0), 1)]
