@@ -38,13 +38,25 @@ def airflow_client(stack_up):
 
 @pytest.fixture(scope="module")
 def health_dag_paused(airflow_client):
-    """Pause the scheduled streaming_health runs for this module; restore the previous state after."""
+    """Pause the scheduled streaming_health runs for this module; restore the previous state after.
+
+    A run must not be in flight when the pause lands: Airflow lets a paused DAG's running tasks finish
+    but leaves their downstream tasks scheduled, so that run would stay `running` until the unpause.
+    So: wait until no run is active, pause, and if a run started in between, unpause and wait again."""
     before = airflow_client.wait_for_dag("streaming_health")["is_paused"]
-    airflow_client.request("PATCH", "/dags/streaming_health", json={"is_paused": True})
-    # a scheduled run that started just before the pause finishes first
-    assert wait_for(lambda: not airflow_client.request("GET", "/dags/streaming_health/dagRuns",
-                                                       params={"state": ["running", "queued"]})["dag_runs"],
-                    True, timeout=300, interval=3), "a running streaming_health run did not finish"
+
+    def active() -> list:
+        return airflow_client.request("GET", "/dags/streaming_health/dagRuns",
+                                      params={"state": ["running", "queued"]})["dag_runs"]
+    deadline = time.monotonic() + 600
+    while True:
+        assert wait_for(lambda: not active(), True, timeout=300, interval=2), \
+            f"a streaming_health run did not finish: {active()}"
+        airflow_client.request("PATCH", "/dags/streaming_health", json={"is_paused": True})
+        if not active():
+            break
+        airflow_client.request("PATCH", "/dags/streaming_health", json={"is_paused": False})
+        assert time.monotonic() < deadline, "streaming_health kept starting runs while being paused"
     yield
     airflow_client.request("PATCH", "/dags/streaming_health", json={"is_paused": before})
 
