@@ -1,7 +1,9 @@
 """Debezium connector configs (debezium/connectors/*.json), registered idempotently with Kafka Connect.
 
 Each file is `{"name": ..., "config": {...}}`; `${VAR}` placeholders are filled from the settings
-(.env overlaid with the environment), so the same files serve the local stack and compose.
+(.env overlaid with the environment), so the same files serve the local stack and compose. Secrets
+are `${env:VAR}` instead: Kafka Connect resolves those itself from the worker's environment (its
+EnvVarConfigProvider), so the configs sent, stored and served by Connect never contain them.
 Registration is `PUT /connectors/<name>/config`: it creates the connector or updates its config,
 and re-sending an unchanged config changes nothing.
 """

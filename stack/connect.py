@@ -50,5 +50,7 @@ def service(settings: Settings) -> Service:
         prepare=prepare,
         provision=provision,
         details=details,
+        # what the connectors' ${env:POSTGRES_CDC_PASSWORD} resolves to (connect-distributed.properties)
+        environment={"POSTGRES_CDC_PASSWORD": settings["POSTGRES_CDC_PASSWORD"]},
         stop_wait_seconds=60,
     )

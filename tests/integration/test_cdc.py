@@ -189,6 +189,43 @@ def test_connectors_are_registered_and_running_with_their_own_slot_and_publicati
         assert beats == {"cdc-crm": True, "cdc-raw": True}
 
 
+def test_the_cdc_password_is_readable_neither_through_connect_nor_in_its_config_topic(stack_up):
+    """Connect resolves ${env:POSTGRES_CDC_PASSWORD} itself: its REST API and its config topic (the
+    latest record per connector, what a restart reads) hold the placeholder, never the password."""
+    url = stack_up["CONNECT_URL"]
+    secret = stack_up["POSTGRES_CDC_PASSWORD"]
+    for name in connectors.load(stack_up):
+        config = requests.get(f"{url}/connectors/{name}/config", timeout=10).json()
+        assert config["database.password"] == "${env:POSTGRES_CDC_PASSWORD}"
+        assert secret not in json.dumps(config)
+        tasks = requests.get(f"{url}/connectors/{name}/tasks", timeout=10).json()
+        assert tasks and secret not in json.dumps(tasks)
+    consumer = Consumer({"bootstrap.servers": stack_up["KAFKA_BOOTSTRAP_SERVERS"], "group.id": f"it-{uuid.uuid4()}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        topic = "_connect_configs"
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+        consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        latest: dict[bytes, bytes] = {}
+        done = {p for p, end in ends.items() if end == 0}
+        deadline = time.monotonic() + 30
+        while len(done) < len(parts) and time.monotonic() < deadline:
+            msg = consumer.poll(1)
+            if msg is None or msg.error():
+                continue
+            latest[msg.key()] = msg.value()
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                done.add(msg.partition())
+    finally:
+        consumer.close()
+    ours = {k: v for k, v in latest.items() if k.startswith((b"connector-cdc-", b"task-cdc-")) and v}
+    assert ours.keys() >= {b"connector-cdc-crm", b"connector-cdc-raw", b"task-cdc-crm-0", b"task-cdc-raw-0"}
+    for key, value in ours.items():
+        # task configs are written with the placeholder too (Connect reverses the resolution)
+        assert b"${env:POSTGRES_CDC_PASSWORD}" in value and secret.encode() not in value, key
+
+
 def test_insert_update_delete_on_customers_appear_on_the_topic(stack_up):
     topic = f"{stack_up['CDC_TOPIC_PREFIX']}.crm.customers"
     consumer = Consumer({"bootstrap.servers": stack_up["KAFKA_BOOTSTRAP_SERVERS"], "group.id": f"it-{uuid.uuid4()}",
