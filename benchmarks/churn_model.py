@@ -20,13 +20,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-try:
-    import sklearn  # noqa: F401
-except ImportError:  # `make bench` runs every benchmark with the main venv: hand over to the spark venv
-    SPARK_PY = REPO / ".tools" / "venvs" / "spark" / "bin" / "python"
-    if not SPARK_PY.exists():
-        sys.exit(f"error: {SPARK_PY} not found; run `make setup`")
-    os.execv(str(SPARK_PY), [str(SPARK_PY), __file__, *sys.argv[1:]])
+from benchmarks.spark_venv import hand_over  # noqa: E402
+
+hand_over("sklearn", __file__)
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
