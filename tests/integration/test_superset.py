@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import psycopg
 import pytest
@@ -125,6 +126,19 @@ def test_chart_data_equals_a_direct_clickhouse_query(superset_up, api):
     assert {r["country"]: (r["customers"], r["revenue 90d"]) for r in rows} == \
         {country: (customers, revenue) for country, customers, revenue in direct}
     assert len(rows) == len(direct) > 0
+
+
+def test_real_time_charts_cover_the_last_24_hours_up_to_now(superset_up, api):
+    """Superset's "Last day" is yesterday, midnight to midnight: a real-time chart on it showed nothing
+    of today. Every chart of the two real-time dashboards asks for the 24 hours up to now."""
+    charts = [c for slug in ("realtime-web", "realtime-orders")
+              for c in api.get(f"/api/v1/dashboard/{slug}/charts")["result"]]
+    assert len(charts) == CHARTS_PER_DASHBOARD["realtime-web"] + CHARTS_PER_DASHBOARD["realtime-orders"]
+    for chart in charts:
+        result = api.get(f"/api/v1/chart/{chart['id']}/data/", force="true")["result"][0]
+        now_ms = time.time() * 1000
+        assert 0 <= now_ms - result["to_dttm"] < 120_000, (chart["slice_name"], result["to_dttm"])
+        assert result["to_dttm"] - result["from_dttm"] == 24 * 3600 * 1000, chart["slice_name"]
 
 
 # -- the browser test: Debian's chromium, headless, driven by Playwright (no browser download) --------
