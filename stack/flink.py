@@ -16,10 +16,12 @@ JobManager (FLINK_REST_URL), e.g. the compose stack's.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlparse
@@ -241,11 +243,26 @@ def submit(settings: Settings, from_checkpoint: str | None = None, timeout: floa
                      f"see {rest_url(settings)} and {settings.data_dir / 'logs' / 'flink-taskmanager.log'}")
 
 
+@contextmanager
+def submission_lock(settings: Settings):
+    """One submitter at a time on this machine (make up, the streaming_health DAG, tests): without it two
+    callers that both saw no job running each submitted one, and two jobs read the same topics."""
+    path = Paths(settings).root / "submit.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def ensure_job(settings: Settings) -> None:
     """Idempotent: submit the streaming job unless it is already running; from the latest checkpoint,
     or, when that checkpoint is of another state layout, with a replay (stack/flink_upgrade.py)."""
-    if running_job(settings):
-        return
+    with submission_lock(settings):
+        if not running_job(settings):
+            _submit_current(settings)
+
+
+def _submit_current(settings: Settings) -> None:
     checkpoints = Paths(settings).checkpoints
     checkpoint = latest_checkpoint(settings)
     layout = flink_upgrade.Layout.read(checkpoints)

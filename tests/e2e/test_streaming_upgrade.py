@@ -19,8 +19,9 @@ import pytest
 import requests
 
 from flink_jobs import pipeline
-from stack import flink, flink_upgrade
+from stack import airflow, flink, flink_upgrade
 from tests.e2e.test_streaming_pipeline import LIVE, Run, assert_pipeline_matches, wait_flink_consumed
+from tests.support.paused_dag import paused
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +40,9 @@ def cancel(settings, jid: str) -> None:
 def job(stack_up):
     flink.ensure_job(stack_up)
     assert flink.running_job(stack_up)
-    return stack_up
+    # the scheduled health check resubmits a job it finds stopped: not while this test stops it on purpose
+    with paused(airflow.Client(stack_up), "streaming_health"):
+        yield stack_up
 
 
 def test_upgrading_from_the_previous_layout_loses_and_duplicates_nothing(job, tmp_path, capsys):

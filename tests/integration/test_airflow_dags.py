@@ -26,6 +26,7 @@ import requests
 
 from stack import airflow, clickhouse, config, flink
 from stack.config import REPO
+from tests.support.paused_dag import paused
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -38,27 +39,9 @@ def airflow_client(stack_up):
 
 @pytest.fixture(scope="module")
 def health_dag_paused(airflow_client):
-    """Pause the scheduled streaming_health runs for this module; restore the previous state after.
-
-    A run must not be in flight when the pause lands: Airflow lets a paused DAG's running tasks finish
-    but leaves their downstream tasks scheduled, so that run would stay `running` until the unpause.
-    So: wait until no run is active, pause, and if a run started in between, unpause and wait again."""
-    before = airflow_client.wait_for_dag("streaming_health")["is_paused"]
-
-    def active() -> list:
-        return airflow_client.request("GET", "/dags/streaming_health/dagRuns",
-                                      params={"state": ["running", "queued"]})["dag_runs"]
-    deadline = time.monotonic() + 600
-    while True:
-        assert wait_for(lambda: not active(), True, timeout=300, interval=2), \
-            f"a streaming_health run did not finish: {active()}"
-        airflow_client.request("PATCH", "/dags/streaming_health", json={"is_paused": True})
-        if not active():
-            break
-        airflow_client.request("PATCH", "/dags/streaming_health", json={"is_paused": False})
-        assert time.monotonic() < deadline, "streaming_health kept starting runs while being paused"
-    yield
-    airflow_client.request("PATCH", "/dags/streaming_health", json={"is_paused": before})
+    """No scheduled streaming_health run repairs what these tests break on purpose."""
+    with paused(airflow_client, "streaming_health"):
+        yield
 
 
 def dags_test(settings, dag_id: str, timeout: float = 1500) -> tuple[str, str]:
