@@ -104,15 +104,6 @@ def consume_rate(settings, topic: str = "web_events", limit: int = 300_000) -> t
 
 
 # -- 2. a backlog drained ----------------------------------------------------------------------
-def cancel_job(settings) -> None:
-    job = flink.running_job(settings)
-    requests.patch(f"{flink.rest_url(settings)}/jobs/{job['jid']}", params={"mode": "cancel"},
-                   timeout=10).raise_for_status()
-    deadline = time.monotonic() + 60
-    while flink.running_job(settings) and time.monotonic() < deadline:
-        time.sleep(0.5)
-
-
 def landed(conn, prefix: str) -> tuple[int, int, int, int]:
     """(web rows, distinct web events, order rows, distinct orders) of a customer-id prefix in raw.*"""
     web = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM raw.web_events WHERE starts_with(customer_id, %s)",
@@ -130,7 +121,7 @@ def drain(settings, events: int) -> dict:
     slow one back-pressures the sources). Lost and duplicated are reconciled against the ledger, in
     PostgreSQL and in the ClickHouse mirror (CDC runs throughout)."""
     prefix = f"drain{uuid.uuid4().hex[:6]}_"
-    cancel_job(settings)
+    flink.cancel(settings, flink.running_job(settings)["jid"])
     # live pacing at about what the simulator can send (a far higher rate spawns sessions, and their
     # future events, faster than they are sent: memory grows without bound)
     ledger = run(mode="live", rate=100_000, count=events, customers=50_000, id_prefix=prefix,

@@ -185,6 +185,16 @@ def running_job(settings: Settings) -> dict | None:
     return next((j for j in jobs(settings) if j["name"] == JOB_NAME and j["state"] in ACTIVE_STATES), None)
 
 
+def cancel(settings: Settings, jid: str, timeout: float = 60) -> None:
+    """Cancel a job (its checkpoint is retained) and wait until no job of ours is active."""
+    requests.patch(f"{rest_url(settings)}/jobs/{jid}", params={"mode": "cancel"}, timeout=30).raise_for_status()
+    deadline = time.monotonic() + timeout
+    while running_job(settings):
+        if time.monotonic() > deadline:
+            raise StackError(f"the Flink job {jid} is still active {timeout:.0f}s after cancelling it")
+        time.sleep(0.5)
+
+
 def latest_checkpoint(settings: Settings) -> str | None:
     """The newest retained checkpoint: from the JobManager's job history, else from the folder."""
     known = sorted((j for j in jobs(settings) if j["name"] == JOB_NAME), key=lambda j: j["start-time"], reverse=True)

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from flink_jobs import pipeline
 from stack import airflow, flink, flink_upgrade
@@ -26,14 +25,6 @@ from tests.support.paused_dag import paused
 pytestmark = pytest.mark.e2e
 
 PREVIOUS_JOB = Path(__file__).parent / "previous_layout" / "flink_jobs" / "streaming_job.py"
-
-
-def cancel(settings, jid: str) -> None:
-    requests.patch(f"{flink.rest_url(settings)}/jobs/{jid}", params={"mode": "cancel"}, timeout=10).raise_for_status()
-    deadline = time.monotonic() + 60
-    while flink.running_job(settings):
-        assert time.monotonic() < deadline, f"job {jid} still running after cancel"
-        time.sleep(1)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +39,7 @@ def job(stack_up):
 def test_upgrading_from_the_previous_layout_loses_and_duplicates_nothing(job, tmp_path, capsys):
     settings = job
     checkpoints = flink.Paths(settings).checkpoints
-    cancel(settings, flink.running_job(settings)["jid"])
+    flink.cancel(settings, flink.running_job(settings)["jid"])
     # the previous version's install: no layout record, only its own checkpoints
     shutil.rmtree(checkpoints)
     old_jid = flink.submit(settings, None, job_script=PREVIOUS_JOB)
@@ -56,7 +47,7 @@ def test_upgrading_from_the_previous_layout_loses_and_duplicates_nothing(job, tm
     first = r.events(duration=20, **LIVE)
     assert first.web.malformed and first.web.duplicates
     wait_flink_consumed(settings, r.sink)       # committed at a checkpoint past every message of the run
-    cancel(settings, old_jid)
+    flink.cancel(settings, old_jid)
     assert flink_upgrade.Layout.read(checkpoints) == flink_upgrade.Layout(1)
 
     flink.ensure_job(settings)                   # what `make up` does

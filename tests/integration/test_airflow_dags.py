@@ -102,9 +102,7 @@ def test_streaming_health_resubmits_a_cancelled_flink_job(stack_up, health_dag_p
     since = last_incident_id(settings)
     job = flink.running_job(settings)
     assert job, "the streaming job should run before this test"
-    requests.patch(f"{flink.rest_url(settings)}/jobs/{job['jid']}", params={"mode": "cancel"},
-                   timeout=30).raise_for_status()
-    assert wait_for(lambda: flink.running_job(settings), None, timeout=120, interval=1) is None
+    flink.cancel(settings, job["jid"], timeout=120)
     try:
         run_id, _ = dags_test(settings, "streaming_health", timeout=900)
     finally:
