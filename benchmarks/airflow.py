@@ -6,10 +6,11 @@
                  (db migrate, pool, each component until /api/v2/monitor/health reports it); down meanwhile
   memory         resident memory of each component: the process alone and its whole tree (the
                  scheduler's tree holds the LocalExecutor's workers and the running tasks)
-  pipeline       with --run: trigger customer_analytics_pipeline through the REST API and wait; else the
-                 newest successful run. Per task: duration (dbt tasks summed by kind), and the run's wall time
+  pipeline       trigger customer_analytics_pipeline through the REST API and wait (--last: the newest
+                 successful run instead). Trigger → success, and each stage's span on the run's clock
+                 (freshness, cutoff, dbt, export, segment, load, refresh); figures in .data/bench/airflow.json
 
-    python benchmarks/airflow.py [--cold] [--restart] [--run]
+    python benchmarks/airflow.py [--cold] [--restart] [--last]
     make bench b=airflow
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,6 +29,7 @@ import psutil  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from benchmarks import results  # noqa: E402
 from stack import airflow, config, lifecycle, services  # noqa: E402
 from stack.config import REPO  # noqa: E402
 from stack.supervisor import Supervisor  # noqa: E402
@@ -65,12 +67,25 @@ def memory(settings) -> list[tuple[str, float, float]]:
     return rows
 
 
-def _seconds(ti) -> float:
-    return ti["duration"] or 0.0
+def _at(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
-def pipeline(client: airflow.Client, run: bool) -> tuple[str, float, list[tuple[str, float]]]:
+# the pipeline's stages, in order: each is the span from the first start to the last end of its tasks
+STAGES = [("freshness check", lambda t: t == "check_cdc_freshness"),
+          ("fix cutoff (frozen mirror)", lambda t: t == "fix_cutoff"),
+          ("dbt build (producer + model tasks)", lambda t: t.startswith("dbt_build.")),
+          ("export to Iceberg", lambda t: t == "export_features"),
+          ("segment (Spark K-Means)", lambda t: t == "segment"),
+          ("load segments to ClickHouse", lambda t: t == "load_segments"),
+          ("refresh dashboards", lambda t: t == "refresh_dashboards")]
+
+
+def pipeline(client: airflow.Client, run: bool) -> tuple[str, float, list[tuple[str, float, float, float]], dict]:
+    """(run id, trigger → success seconds, [(stage, start offset, end offset, seconds)], figures)."""
+    triggered = None
     if run:
+        triggered = datetime.now(timezone.utc)
         run_id = client.trigger(DAG)
         final = client.wait(DAG, run_id, timeout=3600, progress=lambda line: None)
         if final["state"] != "success":
@@ -78,48 +93,61 @@ def pipeline(client: airflow.Client, run: bool) -> tuple[str, float, list[tuple[
     runs = client.request("GET", f"/dags/{DAG}/dagRuns", params={"state": "success", "order_by": "-start_date",
                                                                  "limit": 1})["dag_runs"]
     if not runs:
-        raise SystemExit(f"error: no successful {DAG} run yet; run with --run")
+        raise SystemExit(f"error: no successful {DAG} run yet; run without --last")
     final = runs[0]
-    tis = client.task_instances(DAG, final["dag_run_id"])
-    wall = (datetime.fromisoformat(final["end_date"]) - datetime.fromisoformat(final["start_date"])).total_seconds()
-    rows = [(ti["task_id"], _seconds(ti)) for ti in tis if not ti["task_id"].startswith("dbt_build.")]
-    models = [ti for ti in tis if ti["task_id"].endswith("_model_build")]
-    tests = [ti for ti in tis if ti["task_id"].startswith("dbt_build.") and ti not in models]
-    group = [ti for ti in models + tests if ti["start_date"] and ti["end_date"]]
-    group_wall = (max(datetime.fromisoformat(ti["end_date"]) for ti in group)
-                  - min(datetime.fromisoformat(ti["start_date"]) for ti in group)).total_seconds() if group else 0.0
-    dbt = [("dbt_build task group, wall time", group_wall),
-           (f"dbt_build: {len(models)} model tasks (sum of durations)", sum(map(_seconds, models)))]
-    dbt += [(f"  {ti['task_id'].removeprefix('dbt_build.')}", _seconds(ti))
-            for ti in sorted(models, key=lambda t: t["start_date"] or "")]
-    dbt += [(f"dbt_build: {len(tests)} multi-model test tasks (sum of durations)", sum(map(_seconds, tests))),
-            ("  longest of them", max(map(_seconds, tests), default=0.0))]
-    rows[1:1] = dbt
-    return final["dag_run_id"], wall, rows
+    t0 = triggered or _at(final["queued_at"] or final["start_date"])
+    wall = (_at(final["end_date"]) - t0).total_seconds()
+    tis = [ti for ti in client.task_instances(DAG, final["dag_run_id"]) if ti["start_date"] and ti["end_date"]]
+    stages = []
+    for name, member in STAGES:
+        mine = [ti for ti in tis if member(ti["task_id"])]
+        if mine:
+            start = min(_at(ti["start_date"]) for ti in mine)
+            end = max(_at(ti["end_date"]) for ti in mine)
+            stages.append((name, (start - t0).total_seconds(), (end - t0).total_seconds(),
+                           (end - start).total_seconds()))
+    dbt = [ti for ti in tis if ti["task_id"].startswith("dbt_build.")]
+    producer = next((ti for ti in dbt if ti["task_id"] == "dbt_build.dbt_producer_watcher"), None)
+    figures = {"run_id": final["dag_run_id"], "trigger_to_success_s": round(wall, 1),
+               "stages": {name: {"start_s": round(a, 1), "end_s": round(b, 1), "seconds": round(d, 1)}
+                          for name, a, b, d in stages},
+               "dbt_tasks": len(dbt), "dbt_producer_s": round(producer["duration"], 1) if producer else None,
+               "retried_tasks": sorted(ti["task_id"] for ti in tis if ti["try_number"] > 1)}
+    return final["dag_run_id"], wall, stages, figures
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cold", action="store_true", help="install with an empty uv cache (downloads from PyPI)")
     parser.add_argument("--restart", action="store_true", help="restart the Airflow services and time it")
-    parser.add_argument("--run", action="store_true", help="trigger a new pipeline run and time it")
+    parser.add_argument("--last", action="store_true",
+                        help="report the newest successful pipeline run instead of triggering a new one")
     args = parser.parse_args()
     settings = config.load()
     console = Console()
     table = Table(title="Airflow on this machine")
     for column in ("what", "value"):
         table.add_column(column)
-    table.add_row(f"install airflow venv ({'cold' if args.cold else 'warm'} uv cache)", f"{install_seconds(args.cold):.1f} s")
-    if args.restart:
-        table.add_row("restart the 4 components (stack up)", f"{restart_seconds(settings):.1f} s")
-    for name, own, tree in memory(settings):
+    install = install_seconds(args.cold)
+    table.add_row(f"install airflow venv ({'cold' if args.cold else 'warm'} uv cache)", f"{install:.1f} s")
+    restart = restart_seconds(settings) if args.restart else None
+    if restart is not None:
+        table.add_row("restart the 4 components (stack up)", f"{restart:.1f} s")
+    rss = memory(settings)
+    for name, own, tree in rss:
         table.add_row(f"RSS {name} (process / tree)", f"{own:.0f} / {tree:.0f} MiB")
-    run_id, wall, rows = pipeline(airflow.Client(settings), args.run)
-    table.add_row(f"{DAG} wall time ({run_id})", f"{wall:.0f} s")
-    for task_id, seconds in rows:
-        table.add_row(f"  {task_id}", f"{seconds:.1f} s")
-    table.caption = "task durations overlap: up to AIRFLOW_PARALLELISM tasks run at once"
+    run_id, wall, stages, figures = pipeline(airflow.Client(settings), not args.last)
+    table.add_row(f"{DAG} trigger → success ({run_id})", f"{wall:.0f} s")
+    for name, start, end, seconds in stages:
+        table.add_row(f"  {name}", f"{seconds:5.1f} s  (at {start:5.1f} → {end:5.1f} s)")
+    table.add_row("  dbt: Airflow tasks / producer's one `dbt build`",
+                  f"{figures['dbt_tasks']} / {figures['dbt_producer_s']} s")
+    table.add_row("  tasks that needed a retry", ", ".join(figures["retried_tasks"]) or "none")
+    table.caption = "stages are spans on the run's clock (from the trigger); gaps between them are scheduling"
     console.print(table)
+    results.write(settings, "airflow", {"install_s": round(install, 1), "install_cold_cache": args.cold,
+                                        "restart_s": restart, "rss_mib": {n: round(t) for n, _, t in rss},
+                                        "pipeline": figures})
     return 0
 
 

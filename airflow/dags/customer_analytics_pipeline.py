@@ -1,11 +1,14 @@
 """customer_analytics_pipeline: the batch side of the platform, every 6 hours.
 
 check_cdc_freshness (dbt source freshness of the ClickHouse CDC mirror: a stale mirror stops the run)
--> dbt_build (astronomer-cosmos: one `dbt build` task per model, models and their tests, in dbt's own
-environment) -> export_features (ClickHouse analytics.customer_features -> Iceberg; emits the asset
-iceberg_customer_features) -> segment (Spark ML K-Means, pool `spark`) -> load_segments (Iceberg ->
-ClickHouse ml.*; emits clickhouse_customer_segments) -> refresh_dashboards (Superset chart caches).
-Each dbt model task also emits the model's table as an asset (cosmos), so lineage shows in the UI.
+-> fix_cutoff (dbt/cutoff.py: the run's frozen copy of the mirror; every dbt process of the run reads it,
+so events that keep arriving belong to the next run)
+-> dbt_build (astronomer-cosmos, watcher mode: ONE `dbt build` of all models and tests in dbt's own
+environment, and per model a `run` and a `test` task that follow its results and can be retried alone;
+each `run` task emits the model's table as an asset, so lineage shows in the UI)
+-> export_features (ClickHouse analytics.customer_features -> Iceberg; emits iceberg_customer_features)
+-> segment (Spark ML K-Means, pool `spark`) -> load_segments (Iceberg -> ClickHouse ml.*; emits
+clickhouse_customer_segments) -> refresh_dashboards (Superset chart caches).
 
 Every edge is all_success: a failure stops everything after it (and records an alert in ops.alerts).
 Retries back off exponentially. catchup is off and one run at a time.
@@ -17,11 +20,12 @@ from pathlib import Path
 
 from airflow.sdk import chain, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # churn_platform, when imported outside Airflow
 from churn_platform.common import (CUSTOMER_FEATURES, DBT_EXECUTABLE, DBT_PROJECT, DEFAULT_ARGS, MAIN_PYTHON,  # noqa: E402
-                                   PIPELINE_DAG_ID, REPO, SPARK_POOL, segmentation_tasks, spark_ml)
+                                   PIPELINE_DAG_ID, REPO, SPARK_POOL, segmentation_tasks, spark_ml,
+                                   warehouse_table)
 
 
 @dag(
@@ -41,27 +45,50 @@ def customer_analytics_pipeline():
         # warn after 12 h, error after 24 h (dbt/models/staging/_sources.yml): an error fails the task
         return f"{MAIN_PYTHON} dbt/run.py source freshness"
 
+    @task.bash(cwd=str(REPO))
+    def fix_cutoff() -> str:
+        # prints the frozen copy's database last: that line is the task's XCom, which dbt_build reads
+        return f"{MAIN_PYTHON} dbt/cutoff.py fix '{{{{ run_id }}}}'"
+
+    cutoff = fix_cutoff()
+
     dbt_build = DbtTaskGroup(
         group_id="dbt_build",
         project_config=ProjectConfig(DBT_PROJECT, install_dbt_deps=False),
         profile_config=ProfileConfig(profile_name="churn_platform", target_name="local",
                                      profiles_yml_filepath=DBT_PROJECT / "profiles.yml"),
-        execution_config=ExecutionConfig(dbt_executable_path=str(DBT_EXECUTABLE),
+        # watcher: a producer task runs one `dbt build` (dbt's threads build independent models at once)
+        # and each model's task follows its result; a model's task retried alone runs that model alone
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.WATCHER,
+                                         dbt_executable_path=str(DBT_EXECUTABLE),
                                          invocation_mode=InvocationMode.SUBPROCESS),
-        # `dbt ls` at parse time (cached by cosmos until the project changes); one build task per model;
-        # a test of several models (e.g. the funnel reconciliation) gets its own task after all of them
-        render_config=RenderConfig(load_method=LoadMode.DBT_LS, test_behavior=TestBehavior.BUILD,
+        # every dbt process of the run reads the run's frozen copy of the mirror (fix_cutoff)
+        operator_args={"vars": {"cdc_database": "{{ ti.xcom_pull(task_ids='fix_cutoff') }}"},
+                       # poke in the worker rather than defer: Airflow 3.3 can fail a deferred task whose
+                       # trigger fires at once (a stale success event of its defer-exit, apache/airflow#72716)
+                       "deferrable": False, "poke_interval": 1},
+        # `dbt ls` at parse time (cached by cosmos until the project changes); per model a `run` task and a
+        # `test` task that follow the producer's results (watcher mode has no per-model `build` task). A test
+        # of several models reports in the test task of each of them: the producer's `dbt build` runs it
+        # after all of them, and its failure stops what depends on them, as any dbt build does.
+        render_config=RenderConfig(load_method=LoadMode.DBT_LS, test_behavior=TestBehavior.AFTER_EACH,
                                    dbt_executable_path=str(DBT_EXECUTABLE),
                                    invocation_mode=InvocationMode.SUBPROCESS,
-                                   should_detach_multiple_parents_tests=True),
+                                   should_detach_multiple_parents_tests=False),
         default_args=DEFAULT_ARGS,
     )
+
+    # lineage: each model's `run` task emits the model's table as an asset. Cosmos' watcher mode derives
+    # these from OpenLineage namespaces it has none of for ClickHouse, so they are declared here.
+    for t in dbt_build.dag.tasks:
+        if t.task_id.startswith(f"{dbt_build.group_id}.") and t.task_id.endswith(".run"):
+            t.outlets = [warehouse_table("analytics", t.task_id.split(".")[1])]
 
     @task.bash(cwd=str(REPO), pool=SPARK_POOL, outlets=[CUSTOMER_FEATURES])
     def export_features() -> str:
         return spark_ml("export")
 
-    chain(check_cdc_freshness(), dbt_build, export_features(), segmentation_tasks())
+    chain(check_cdc_freshness(), cutoff, dbt_build, export_features(), segmentation_tasks())
 
 
 customer_analytics_pipeline()

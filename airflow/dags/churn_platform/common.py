@@ -36,6 +36,11 @@ CUSTOMER_SEGMENTS = Asset(name="clickhouse_customer_segments", uri="clickhouse:/
 log = logging.getLogger(__name__)
 
 
+def warehouse_table(database: str, table: str) -> Asset:
+    """A ClickHouse table as an asset, named like CUSTOMER_SEGMENTS (clickhouse://<database>/<table>)."""
+    return Asset(name=f"clickhouse_{database}_{table}", uri=f"clickhouse://{database}/{table}", group="warehouse")
+
+
 def record_alert(context) -> None:
     """on_failure_callback: a row in ops.alerts, and an e-mail when ALERT_EMAIL_TO and SMTP are set.
 
