@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,7 +30,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from benchmarks import results  # noqa: E402
-from stack import airflow, config, lifecycle, services  # noqa: E402
+from stack import airflow, config, lifecycle  # noqa: E402
 from stack.config import REPO  # noqa: E402
 from stack.supervisor import Supervisor  # noqa: E402
 
@@ -85,7 +85,7 @@ def pipeline(client: airflow.Client, run: bool) -> tuple[str, float, list[tuple[
     """(run id, trigger → success seconds, [(stage, start offset, end offset, seconds)], figures)."""
     triggered = None
     if run:
-        triggered = datetime.now(timezone.utc)
+        triggered = datetime.now(UTC)
         run_id = client.trigger(DAG)
         final = client.wait(DAG, run_id, timeout=3600, progress=lambda line: None)
         if final["state"] != "success":

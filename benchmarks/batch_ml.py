@@ -118,8 +118,8 @@ def main() -> int:
         cat.drop_namespace(f"bench_{uid}")
     ks = f"k={args.k_min}..{args.k_max}"
     print(f"\nbatch ML on this machine (Spark local[2], {ks}; silhouettes on a 10k sample, Euclidean)")
-    print(f"| customers | export CH→Iceberg | rows/s | Spark prep | Spark k search | sklearn k search | "
-          f"Spark/sklearn time | k (Spark/sklearn best) | silhouette Spark | silhouette sklearn (same k) | ratio |")
+    print("| customers | export CH→Iceberg | rows/s | Spark prep | Spark k search | sklearn k search | "
+          "Spark/sklearn time | k (Spark/sklearn best) | silhouette Spark | silhouette sklearn (same k) | ratio |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['n']:,} | {r['export_s']:.1f} s | {r['n'] / r['export_s']:,.0f} | {r['prep_s']:.1f} s | "
@@ -127,8 +127,8 @@ def main() -> int:
               f"{r['k']} / {r['sk_k']} | {r['sil_spark']:.3f} | {r['sil_sk']:.3f} | {r['sil_spark'] / r['sil_sk']:.3f} |")
     print("\nSpark k search = KMeans fit + ClusteringEvaluator silhouette (full data) per k; "
           "sklearn k search = KMeans fit per k (n_init=1) + silhouette on the 10k sample.")
-    print(f"\nk search as the job runs it (segmentation.choose_k: search on a ~50k sample, one fit of the chosen k "
-          f"on all rows) vs the search on all rows, same process")
+    print("\nk search as the job runs it (segmentation.choose_k: search on a ~50k sample, one fit of the chosen k "
+          "on all rows) vs the search on all rows, same process")
     print("| customers | search on all rows | sampled search + final fit | speed-up | search rows | k (all / sampled) | "
           "silhouette all / sampled | ARI (labels all vs sampled) |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")

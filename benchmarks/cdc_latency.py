@@ -54,7 +54,7 @@ def write(settings, customer_id: str, rate: int, seconds: float, batch: int) -> 
             due = started + n * interval
             if (wait := due - time.monotonic()) > 0:
                 time.sleep(wait)
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             with conn.cursor() as cur, cur.copy(f"COPY raw.web_events ({', '.join(COLUMNS)}) FROM STDIN") as copy:
                 for i in range(batch):
                     copy.write_row((uuid.uuid4(), customer_id, f"bench-{n}", "page_view", "/bench", None, None,

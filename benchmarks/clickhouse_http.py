@@ -86,24 +86,25 @@ def main() -> None:
             r.raise_for_status()
 
         for fmt, body in bodies.items():
-            def local_insert():
+            # each closure runs within its own iteration (best() below); the defaults bind fmt/body explicitly
+            def local_insert(fmt=fmt, body=body):
                 local.query("DROP TABLE IF EXISTS t")
                 local.query(DDL.format(t="t"))
                 ins = local.send_insert("INSERT INTO t", fmt)
                 ins.append(body)
                 assert ins.finish().rows_written == n
 
-            def http_insert():
+            def http_insert(fmt=fmt, body=body):
                 http_sql("DROP TABLE IF EXISTS t")
                 http_sql(DDL.format(t="t"))
                 r = http.post(url, params={"query": f"INSERT INTO t FORMAT {fmt}"}, data=body)
                 r.raise_for_status()
 
-            def local_select():
+            def local_select(fmt=fmt):
                 res = local.query("SELECT * FROM t", fmt)
                 assert res.rows_read() == n
 
-            def http_select():
+            def http_select(fmt=fmt):
                 r = http.post(url, params={"query": f"SELECT * FROM t FORMAT {fmt}"}, stream=True)
                 r.raise_for_status()
                 size = sum(len(c) for c in r.iter_content(1 << 20))

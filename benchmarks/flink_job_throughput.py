@@ -17,7 +17,6 @@ average is recorded too). No Kafka, no PostgreSQL, no checkpoints.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess

@@ -13,7 +13,7 @@ def write(settings: Settings, name: str, figures: dict) -> Path:
     """Write the figures with when and where they were measured; returns the file."""
     path = settings.data_dir / "bench" / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"benchmark": name, "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    record = {"benchmark": name, "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
               "cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0], **figures}
     path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     return path

@@ -44,7 +44,7 @@ def main() -> int:
     web, purchases = f"bench_web_events_{suffix}", f"bench_purchase_events_{suffix}"
     kafka.ensure_topics(settings, [kafka.Topic(web, 6, 3_600_000, "delete"),
                                    kafka.Topic(purchases, 3, 3_600_000, "delete")])
-    common = dict(start=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc), days=365, customers=args.customers,
+    common = dict(start=dt.datetime(2025, 1, 1, tzinfo=dt.UTC), days=365, customers=args.customers,
                   seed=1, count=args.messages, quiet=True, ledger="none", web_topic=web,
                   purchase_topic=purchases, settings=settings)   # in-memory ledger kept, no files written
     console = Console(width=130)

@@ -44,8 +44,8 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from benchmarks.results import write as write_figures  # noqa: E402
 from benchmarks.cdc_latency import percentile  # noqa: E402
+from benchmarks.results import write as write_figures  # noqa: E402
 from simulators import run  # noqa: E402
 from stack import clickhouse, config, flink  # noqa: E402
 from stack.supervisor import Supervisor  # noqa: E402
@@ -306,7 +306,7 @@ def main() -> int:
     memory = taskmanager_memory(settings)
 
     table = Table(title=f"streaming benchmark ({time.monotonic() - started:.0f} s, {flink_info(settings)}, "
-                        f"load {open('/proc/loadavg').read().split()[0]})")
+                        f"load {Path('/proc/loadavg').read_text().split()[0]})")
     for col in ("measurement", "rate / latency", "note"):
         table.add_column(col, justify="right" if col == "rate / latency" else "left")
     ceiling = min(raw_produce, raw_consume)

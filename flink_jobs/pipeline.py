@@ -104,7 +104,7 @@ class Replay:
         return json.dumps({"start": self.start, "done": self.done, "aggregate_from": self.aggregate_from})
 
     @classmethod
-    def from_json(cls, text: str) -> "Replay":
+    def from_json(cls, text: str) -> Replay:
         data = json.loads(text)
         offsets = lambda d: {t: {int(p): int(o) for p, o in parts.items()} for t, parts in d.items()}  # noqa: E731
         return cls(offsets(data["start"]), offsets(data["done"]), data["aggregate_from"])

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from stack.errors import StackError
 
-
 # The demo's data (`python -m simulators demo`, `make generate_demo`; tests/e2e/test_batch_pipeline.py):
 # ~65k events, which the Flink job (~400-550 events/s) and CDC take about 2.5 minutes to drain here,
 # enough history (60 days) for the churners to have gone quiet by the end of it.
@@ -19,7 +18,7 @@ def demo_id_prefix(today: dt.date | None = None) -> str:
     """The demo's customer ids carry the day (D261122-0000001): a re-run the same day sends the very same
     records (deduplicated, nothing changes), and a run on a later day, whose 60-day window has moved,
     is a population of its own instead of colliding with the earlier one or with `generate_all`'s C ids."""
-    return f"D{(today or dt.datetime.now(dt.timezone.utc).date()):%y%m%d}-"
+    return f"D{(today or dt.datetime.now(dt.UTC).date()):%y%m%d}-"
 
 
 def _date(value: str) -> dt.datetime:
@@ -27,7 +26,7 @@ def _date(value: str) -> dt.datetime:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not an ISO date or date-time (e.g. 2025-01-01)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _rate(value: str) -> float:

@@ -96,7 +96,7 @@ def timeline(pop: Population) -> list[Change]:
         span = end - active_from
 
         def at(u: float) -> int:
-            t = active_from + int(u * span)
+            t = active_from + int(u * span)  # noqa: B023 - called only within this iteration
             return t - t % 1000
 
         email, country, tier = c.email, c.country, c.subscription_tier
@@ -153,7 +153,7 @@ class CustomerLedger:
         self.final: dict[str, dict[str, Any]] = {}
         self.deleted: set[str] = set()
         self.changes: list[Change] = []
-        self.started_at = dt.datetime.now(dt.timezone.utc)
+        self.started_at = dt.datetime.now(dt.UTC)
         self.finished_at: dt.datetime | None = None
         self.directory: Path | None = None
 
@@ -301,7 +301,7 @@ def run_customers(config: CustomerConfig | None = None, *, settings=None, dsn: s
                          f"{ledger.deletes:,} deletes  {ledger.transactions} transactions")
     finally:
         writer.close()
-        ledger.finished_at = dt.datetime.now(dt.timezone.utc)
+        ledger.finished_at = dt.datetime.now(dt.UTC)
     if cfg.write_ground_truth:
         pop.write_ground_truth(simulator_dir(settings) / "churn_ground_truth.csv")
     if cfg.ledger != "none":

@@ -32,17 +32,14 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from simulators import catalog
-from simulators.ledger import EventLedger
 from simulators.population import DAY_MS, Population, time_window
-from simulators.population import build as build_population
 from simulators.rng import Picker, geometric, poisson, stream, uuid4_from
 
 WEB_REQUIRED = ("event_id", "customer_id", "session_id", "event_type", "device_type", "country", "event_time")
@@ -113,7 +110,7 @@ class EventConfig:
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["start"] = dt.datetime.fromtimestamp(self.window()[0] / 1000, dt.timezone.utc).isoformat()
+        d["start"] = dt.datetime.fromtimestamp(self.window()[0] / 1000, dt.UTC).isoformat()
         d["rate"] = self.effective_rate
         d["streams"] = list(self.streams)
         d["ledger_dir"] = str(self.ledger_dir) if self.ledger_dir else None
@@ -294,7 +291,7 @@ def malformed_record(rng, is_web: bool, rec: dict) -> tuple[str, bytes, str | No
     elif reason == "wrong_type":
         if is_web:
             # an ISO string where epoch milliseconds (a number) are required
-            m["event_time"] = dt.datetime.fromtimestamp(m["event_time"] / 1000, dt.timezone.utc).isoformat()
+            m["event_time"] = dt.datetime.fromtimestamp(m["event_time"] / 1000, dt.UTC).isoformat()
         elif rng.random() < 0.5:
             m["total_amount"] = f"{m['total_amount']:.2f}"           # a string, not a number
         else:

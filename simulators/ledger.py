@@ -39,7 +39,7 @@ WINDOW_MS = 60_000
 def _iso(ms: int | None) -> str | None:
     if ms is None:
         return None
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat(timespec="milliseconds").replace(
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat(timespec="milliseconds").replace(
         "+00:00", "Z")
 
 
@@ -77,9 +77,9 @@ class EventLedger:
         self.web = TopicCounts(web_topic)
         self.purchases = TopicCounts(purchase_topic)
         self.web_by_type = [0] * _N
-        self.orders_by_status = {s: 0 for s in ORDER_STATUSES}
-        self.revenue_cents_by_status = {s: 0 for s in ORDER_STATUSES}
-        self.items_by_status = {s: 0 for s in ORDER_STATUSES}
+        self.orders_by_status = dict.fromkeys(ORDER_STATUSES, 0)
+        self.revenue_cents_by_status = dict.fromkeys(ORDER_STATUSES, 0)
+        self.items_by_status = dict.fromkeys(ORDER_STATUSES, 0)
         # (window_start_ms, country, device_type) -> [count per WEB_TYPES..., set(session_id), set(customer_id)]
         self.web_windows: dict[tuple[int, str, str], list] = {}
         # (window_start_ms, shipping_country, payment_method) -> [orders, revenue_cents, items,
@@ -91,7 +91,7 @@ class EventLedger:
         self.sessions: set[str] = set()
         self.detail = detail
         self.rows: list[tuple] = []   # (seq, topic, key, kind, record_id, type, event_time_ms, late, delay_ms, reason)
-        self.started_at = dt.datetime.now(dt.timezone.utc)
+        self.started_at = dt.datetime.now(dt.UTC)
         self.finished_at: dt.datetime | None = None
         self.elapsed_s = 0.0
         self.files: dict[str, str] = {}

@@ -64,12 +64,12 @@ class Customer:
 
 
 def ms_to_datetime(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
 
 def default_start(days: int, now: dt.datetime | None = None) -> dt.datetime:
     """History starts `days` before today's midnight (UTC), so a backfill ends at midnight."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     return midnight - dt.timedelta(days=days)
 
@@ -78,7 +78,7 @@ def time_window(start: dt.datetime | None, days: float) -> tuple[int, int]:
     """The simulated history as epoch-ms [start, end); a naive start is taken as UTC."""
     start = start or default_start(int(days))
     if start.tzinfo is None:
-        start = start.replace(tzinfo=dt.timezone.utc)
+        start = start.replace(tzinfo=dt.UTC)
     start_ms = int(start.timestamp() * 1000)
     return start_ms, start_ms + int(days * DAY_MS)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect
+from collections.abc import Sequence
 from itertools import accumulate
-from typing import Sequence, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -28,7 +29,7 @@ def stream(seed: int, name: str) -> random.Random:
 def uuid4_from(rng: random.Random) -> str:
     """A version-4 UUID string whose 122 random bits come from `rng` (not from os.urandom)."""
     n = (rng.getrandbits(128) & _VERSION_MASK & _VARIANT_MASK) | _VERSION_4 | _VARIANT_RFC
-    h = "%032x" % n
+    h = f"{n:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

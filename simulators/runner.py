@@ -18,14 +18,14 @@ from simulators.population import Population
 from simulators.population import build as build_population
 from simulators.progress import ProgressView
 from simulators.rng import stream
-from simulators.sinks import KafkaSink, MemorySink, NullSink, SimulatorError, check_topics
+from simulators.sinks import KafkaSink, MemorySink, NullSink, check_topics
 
 LIVE_WARMUP_MS = 300_000         # live mode: sessions already running when the run starts (no ramp-up) ...
 LIVE_WARMUP_SESSIONS = 150_000   # ... but at most this many (high rates ramp up over a few seconds)
 
 
 def new_run_id(kind: str) -> str:
-    return f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{kind}-{os.urandom(3).hex()}"
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{kind}-{os.urandom(3).hex()}"
 
 
 def simulator_dir(settings=None) -> Path:
@@ -80,7 +80,7 @@ class _Emitter:
                  f"{lg.purchases.valid:,}  dup {lg.web.duplicates + lg.purchases.duplicates:,}  malformed "
                  f"{lg.web.malformed + lg.purchases.malformed:,}  late {lg.web.late + lg.purchases.late:,}")
         if self.cfg.mode == "backfill" and self.stream_time:
-            stats += f"  sim {dt.datetime.fromtimestamp(self.stream_time / 1000, dt.timezone.utc):%Y-%m-%d %H:%M}"
+            stats += f"  sim {dt.datetime.fromtimestamp(self.stream_time / 1000, dt.UTC):%Y-%m-%d %H:%M}"
         if self.progress_by_time:
             done = self.stream_time - self.cfg.window()[0] if self.stream_time else 0
         elif self.cfg.count is not None:
@@ -216,7 +216,7 @@ def run(config: EventConfig | None = None, *, sink=None, population: Population 
         if gc_was_enabled:
             gc.enable()
         ledger.elapsed_s = time.perf_counter() - em.t0
-        ledger.finished_at = dt.datetime.now(dt.timezone.utc)
+        ledger.finished_at = dt.datetime.now(dt.UTC)
         em.show()
         view.close()
     if cfg.write_ground_truth:

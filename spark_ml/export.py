@@ -55,8 +55,6 @@ def read_clickhouse(source: str = DEFAULT_SOURCE, client=None, customer_prefix: 
 def ensure_table(catalog, schema: pa.Schema = None):
     """Create lakehouse.marts.customer_features (partitioned by snapshot_date) or evolve its schema."""
     from pyiceberg.exceptions import NoSuchTableError
-    from pyiceberg.partitioning import PartitionField, PartitionSpec
-    from pyiceberg.transforms import IdentityTransform
 
     schema = schema or features.arrow_schema()
     namespace = lake.FEATURES_TABLE.split(".")[0]
@@ -104,7 +102,7 @@ def export(source: str = DEFAULT_SOURCE, data: pa.Table | None = None, catalog=N
                           "nothing to export")
     catalog = catalog or lake.catalog()
     table = ensure_table(catalog)
-    export_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    export_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     dates = sorted(d.isoformat() for d in data.column("snapshot_date").unique().to_pylist())
     snapshot_id = commit(table, data, {"export-id": export_id, "export-source": source,
                                        "export-customer-prefix": customer_prefix or "",

@@ -166,7 +166,7 @@ class Config:
 
 
 def new_run_id() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")[:-4] + "-" + uuid.uuid4().hex[:4]
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")[:-4] + "-" + uuid.uuid4().hex[:4]
 
 
 # --- MinIO artifacts -------------------------------------------------------------------------------
@@ -444,7 +444,7 @@ def run(spark, cfg: Config) -> dict:
     scaler = prep.stages[-1]
     mean, std = np.array(scaler.mean.toArray()), np.array(scaler.std.toArray())
     std = np.where(std == 0, 1.0, std)
-    centers = np.array([c for c in kmeans.clusterCenters()])          # scaled space (z-scores)
+    centers = np.array(list(kmeans.clusterCenters()))                 # scaled space (z-scores)
     centroid_log = centers * std + mean                                 # log1p / raw units
     mon = list(features.CLUSTER_FEATURES).index("monetary")
     prev = previous_state(cfg.previous) if cfg.previous else None
@@ -468,7 +468,7 @@ def run(spark, cfg: Config) -> dict:
               .withColumn("segment_name", id_to_name[F.col("segment_id")])
               .drop("x", "c")
               .cache())
-    scored_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    scored_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     segments = scored.select(
         F.col("customer_id"), F.col("snapshot_date"), F.col("segment_id"), F.col("segment_name"),
         F.col("distance").cast("double"), F.lit(run_id).alias("run_id"),
@@ -582,8 +582,8 @@ def save_artifacts(model, metrics: dict, state: dict, run_id: str) -> str:
 
 
 def summary_table(metrics: dict) -> str:
-    lines = [f"run {metrics['run_id']}: {metrics['customers']:,} customers, snapshot {metrics['snapshot_date']}, "
-             f"k={metrics['k']} (silhouette {metrics['silhouette']:.3f})"]
+    lines = [(f"run {metrics['run_id']}: {metrics['customers']:,} customers, snapshot {metrics['snapshot_date']}, "
+              f"k={metrics['k']} (silhouette {metrics['silhouette']:.3f})")]
     lines.append("  k  silhouette  training_cost")
     for row in metrics["elbow_curve"]:
         mark = " <" if row["k"] == metrics["k"] else ""

@@ -24,7 +24,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import quote
@@ -241,7 +241,7 @@ class Client:
         self.wait_for_dag(dag_id)
         self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
         run = self.request("POST", f"/dags/{dag_id}/dagRuns", json={
-            "logical_date": datetime.now(timezone.utc).isoformat(), "conf": conf or {}})
+            "logical_date": datetime.now(UTC).isoformat(), "conf": conf or {}})
         return run["dag_run_id"]
 
     def run(self, dag_id: str, run_id: str) -> dict:

@@ -46,7 +46,7 @@ class Layout:
     replay: pipeline.Replay | None = None
 
     @classmethod
-    def read(cls, checkpoints: Path) -> "Layout | None":
+    def read(cls, checkpoints: Path) -> Layout | None:
         """The layout of the checkpoints in the folder; None when it holds none and no record."""
         path = checkpoints / LAYOUT_FILE
         if path.exists():
@@ -62,7 +62,7 @@ class Layout:
 
 
 def move_aside(checkpoints: Path, old_version: int) -> Path:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     aside = checkpoints.with_name(f"{checkpoints.name}-layout{old_version}-{stamp}")
     shutil.move(checkpoints, aside)
     return aside
@@ -77,10 +77,10 @@ def event_time(payload: bytes, field: str) -> dt.datetime | None:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(value / 1000, dt.timezone.utc)
+        return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
     if isinstance(value, str) and value.endswith("Z"):
         try:
-            return dt.datetime.fromisoformat(value[:-1]).replace(tzinfo=dt.timezone.utc)
+            return dt.datetime.fromisoformat(value[:-1]).replace(tzinfo=dt.UTC)
         except ValueError:
             return None
     return None

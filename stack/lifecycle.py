@@ -9,12 +9,11 @@ from rich.table import Table
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from stack.config import Settings
-from stack.ui import console
 from stack.errors import StackError
 from stack.net import port_open
 from stack.service import Service
 from stack.supervisor import Supervisor
-
+from stack.ui import console
 
 
 def wait_healthy(svc: Service, sup: Supervisor, timeout: float) -> bool:

@@ -26,7 +26,7 @@ def apply(driver: str, directory, dsn: str) -> str:
 
 def _error_line(driver: str, output: str) -> str:
     lines = [line for line in output.strip().splitlines() if line.strip()]
-    failing = next((l for l in reversed(lines) if "ERROR" in l or "error" in l), lines[-1] if lines else "")
+    failing = next((ln for ln in reversed(lines) if "ERROR" in ln or "error" in ln), lines[-1] if lines else "")
     failing = re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ", "", failing)
     failing = re.sub(r'failed to execute SQL query ".*?": ', "", failing, flags=re.S)
     file = re.search(r"(\d+_[\w.-]+\.sql)", failing)

@@ -1,8 +1,8 @@
 """What the stack knows about one service: how to start it, check it and provision it."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass

@@ -13,15 +13,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
-
 
 from stack import jvm, postgres
 from stack.config import BIN, REPO, TOOLS, ensure_env_file
 from stack.connect import PLUGIN_DIR
-from stack.ui import console
 from stack.errors import PrerequisiteError, StackError
+from stack.ui import console
 
 STAMPS = TOOLS / "stamps"
 POM = REPO / "pom.xml"

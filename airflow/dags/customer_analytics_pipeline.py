@@ -23,9 +23,19 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # churn_platform, when imported outside Airflow
-from churn_platform.common import (CUSTOMER_FEATURES, DBT_EXECUTABLE, DBT_PROJECT, DEFAULT_ARGS, MAIN_PYTHON,  # noqa: E402
-                                   PIPELINE_DAG_ID, REPO, SPARK_POOL, segmentation_tasks, spark_ml,
-                                   warehouse_table)
+from churn_platform.common import (  # noqa: E402
+    CUSTOMER_FEATURES,
+    DBT_EXECUTABLE,
+    DBT_PROJECT,
+    DEFAULT_ARGS,
+    MAIN_PYTHON,
+    PIPELINE_DAG_ID,
+    REPO,
+    SPARK_POOL,
+    segmentation_tasks,
+    spark_ml,
+    warehouse_table,
+)
 
 
 @dag(

@@ -18,8 +18,7 @@ from pathlib import Path
 from airflow.sdk import dag, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from churn_platform.common import (CUSTOMER_FEATURES, DEFAULT_ARGS, PIPELINE_DAG_ID, START_DATE,  # noqa: E402
-                                   segmentation_tasks)
+from churn_platform.common import CUSTOMER_FEATURES, DEFAULT_ARGS, PIPELINE_DAG_ID, START_DATE, segmentation_tasks  # noqa: E402
 
 
 @dag(

@@ -21,8 +21,9 @@ import base64
 import datetime as dt
 import decimal
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
@@ -33,7 +34,7 @@ META_DDL = ("`_version` UInt64", "`_is_deleted` UInt8", "`_op` LowCardinality(St
 VERSION_SHIFT = 16
 MAX_LSN = 2 ** (64 - VERSION_SHIFT) - 1
 EPOCH_DATE = dt.date(1970, 1, 1)
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 PAYLOAD_MARK = b',"payload":'
 
@@ -91,7 +92,7 @@ def strip_type(ch_type: str) -> str:
 
 def is_nullable(ch_type: str) -> bool:
     t = ch_type.replace(" ", "")
-    return t.startswith("Nullable(") or t.startswith("LowCardinality(Nullable(")
+    return t.startswith(("Nullable(", "LowCardinality(Nullable("))
 
 
 def base_type(f: dict) -> str:
@@ -136,7 +137,7 @@ def default_value(ch_type: str) -> Any:
     if is_nullable(ch_type):
         return None
     t = strip_type(ch_type)
-    if t.startswith("DateTime64") or t.startswith("DateTime"):
+    if t.startswith(("DateTime64", "DateTime")):
         return EPOCH
     if t in ("Date", "Date32"):
         return EPOCH_DATE
@@ -168,7 +169,7 @@ def _decimal(scale: int) -> Callable[[Any], Any]:
 def _zoned(v: Any) -> Any:
     if v is None:
         return None
-    return dt.datetime.fromisoformat(v).astimezone(dt.timezone.utc)
+    return dt.datetime.fromisoformat(v).astimezone(dt.UTC)
 
 
 def _micros(v: Any) -> Any:

@@ -42,7 +42,7 @@ class Config:
     group_id: str = GROUP_ID
 
     @classmethod
-    def from_settings(cls, settings) -> "Config":
+    def from_settings(cls, settings) -> Config:
         return cls(
             bootstrap=settings["KAFKA_BOOTSTRAP_SERVERS"],
             topic_prefix=settings["CDC_TOPIC_PREFIX"],

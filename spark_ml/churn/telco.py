@@ -51,4 +51,4 @@ def load(path: Path | None = None) -> tuple[pd.DataFrame, np.ndarray]:
                              f"got {frame.shape} {list(frame.columns)[:5]}...")
     y = (frame.pop(LABEL) == "Yes").to_numpy(dtype=int)
     X = frame.drop(columns="rownames")  # the row number, not an attribute of the customer
-    return X.astype({c: "category" for c in X.select_dtypes("object")}), y
+    return X.astype(dict.fromkeys(X.select_dtypes("object"), "category")), y

@@ -17,7 +17,7 @@ from .errors import ClickHouseError
 
 def _basic(headers: dict[str, str]) -> tuple[str, str] | None:
     value = headers.get("authorization", "")
-    if not value[:6].lower() == "basic ":
+    if value[:6].lower() != "basic ":
         return None
     try:
         user, _, password = base64.b64decode(value[6:].strip()).decode().partition(":")

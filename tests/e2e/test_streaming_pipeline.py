@@ -71,7 +71,7 @@ from tests.support import waiting
 
 pytestmark = pytest.mark.e2e
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 TOPICS = ("web_events", "purchase_events")
 FLINK_GROUP = f"flink-{flink.JOB_NAME}"
 WINDOW_MS = 60_000

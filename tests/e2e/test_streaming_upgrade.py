@@ -58,8 +58,8 @@ def test_upgrading_from_the_previous_layout_loses_and_duplicates_nothing(job, tm
     aside = [p for p in checkpoints.parent.glob("checkpoints-layout1-*") if any(p.glob(f"{old_jid}/chk-*"))]
     assert aside, "the previous layout's checkpoint was not kept aside"
     # the replay covers the run's windows: it starts no later than its first event's minute
-    first_minute = dt.datetime.fromtimestamp(first.min_event_ms / 1000, dt.timezone.utc).replace(second=0, microsecond=0)
-    assert dt.datetime.fromisoformat(layout.replay.aggregate_from).replace(tzinfo=dt.timezone.utc) <= first_minute
+    first_minute = dt.datetime.fromtimestamp(first.min_event_ms / 1000, dt.UTC).replace(second=0, microsecond=0)
+    assert dt.datetime.fromisoformat(layout.replay.aggregate_from).replace(tzinfo=dt.UTC) <= first_minute
 
     # a second run in later minutes (each live ledger's windows are its own), through the new job
     time.sleep(max(0.0, 61 - time.time() % 60))

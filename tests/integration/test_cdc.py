@@ -55,7 +55,7 @@ def source_columns(settings, table: str) -> list[str]:
 
 def normalise(value):
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, (dict, list)):
@@ -126,7 +126,7 @@ def web_event(customer_id: str, n: int) -> dict:
     return dict(event_id=uuid.uuid4(), customer_id=customer_id, session_id=f"s-{customer_id}", event_type="page_view",
                 page_url=f"/p/{n}" if n % 2 else None, product_id=None if n % 3 else f"prod-{n}", search_query=None,
                 device_type="mobile", country="FR", utm_source="newsletter" if n % 4 == 0 else None,
-                event_time=dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=n),
+                event_time=dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt.UTC) + dt.timedelta(seconds=n),
                 kafka_partition=n % 6, kafka_offset=10_000_000 + n)
 
 
@@ -153,7 +153,7 @@ def order(customer_id: str, n: int) -> dict:
     items = [{"product_id": f"prod-{n}", "quantity": 2, "unit_price": 19.99}, {"product_id": "prod-x", "quantity": 1,
                                                                               "unit_price": 0.5}]
     return dict(order_id=uuid.uuid4(), customer_id=customer_id, session_id=None if n % 2 else f"s-{n}",
-                order_time=dt.datetime(2026, 3, 4, 5, 6, 7, 654321, tzinfo=dt.timezone.utc),
+                order_time=dt.datetime(2026, 3, 4, 5, 6, 7, 654321, tzinfo=dt.UTC),
                 items=json.dumps(items), item_count=3, total_amount=Decimal("40.48") + n,
                 currency="EUR", payment_method="card", order_status="completed", shipping_country="ES",
                 kafka_partition=n % 3, kafka_offset=20_000_000 + n)

@@ -159,7 +159,7 @@ def scenario(stack_up, tmp_path_factory):
 
         new = m.new_session(builder, live.loc[x], new_day, NEW_ORDER_AMOUNT)
         new.orders.append(m.order_status_change(builder, y_row, "refunded"))
-        t_change = dt.datetime.combine(snapshot - dt.timedelta(days=1), dt.time(8), dt.timezone.utc)
+        t_change = dt.datetime.combine(snapshot - dt.timedelta(days=1), dt.time(8), dt.UTC)
         new.customers.append(m.customer_change(builder, live.loc[z], t_change, delete=True))
         new_tier = "premium" if live.loc[w, "subscription_tier"] != "premium" else "basic"
         out["w_tier"] = new_tier

@@ -13,7 +13,7 @@ import signal
 import time
 import uuid
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import psycopg
@@ -72,7 +72,7 @@ def web_event(run: str, n: int, ts_ms: int, event_type: str, session: str, custo
 
 
 def minute(ts_ms: int) -> datetime:
-    t = datetime.fromtimestamp(ts_ms / 1000, timezone.utc)
+    t = datetime.fromtimestamp(ts_ms / 1000, UTC)
     return t.replace(second=0, microsecond=0)
 
 
@@ -122,7 +122,7 @@ def test_raw_rows_aggregates_late_events_and_dead_letters(job, pg):
             "SELECT event_id, customer_id, session_id, event_type, device_type, country, event_time, kafka_partition, "
             "kafka_offset FROM raw.web_events WHERE device_type = %s", (f"it-{run}",))}
     expected_raw = {e["event_id"]: (e["customer_id"], e["session_id"], e["event_type"], e["device_type"], "DE",
-                                    datetime.fromtimestamp(e["event_time"] / 1000, timezone.utc),
+                                    datetime.fromtimestamp(e["event_time"] / 1000, UTC),
                                     *sender.delivered[f"web{i}"]) for i, e in enumerate(events)}
     assert wait_for(raw_web, expected_raw) == expected_raw
     latency = max(time.time() - sender.sent_at[f"web{i}"] for i in range(len(events)))
@@ -184,7 +184,7 @@ def test_raw_rows_aggregates_late_events_and_dead_letters(job, pg):
             assert wait_for(active, True, timeout=240), f"active_sessions for {start}"
 
     # a late event (its window closed long ago): raw row, counted in late_events_1m, no aggregate
-    late_ts = int(datetime(2001, 1, 1, tzinfo=timezone.utc).timestamp() * 1000) + int(run[:6], 16) % 525_600 * 60_000
+    late_ts = int(datetime(2001, 1, 1, tzinfo=UTC).timestamp() * 1000) + int(run[:6], 16) % 525_600 * 60_000
     late = web_event(run, 100, late_ts + 1234, "page_view", sessions[0], customers[0])
     sender.send("web_events", late["customer_id"], late, "late")
     sender.flush()

@@ -44,7 +44,7 @@ def consume_all(settings, topic: str) -> list[bytes]:
     metadata = consumer.list_topics(topic, timeout=10).topics[topic]
     ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in metadata.partitions}
     consumer.subscribe([topic])
-    values, positions = [], {p: 0 for p in ends}
+    values, positions = [], dict.fromkeys(ends, 0)
     while any(positions[p] < ends[p] for p in ends):
         for msg in consumer.consume(10000, timeout=5):
             assert msg.error() is None, msg.error()

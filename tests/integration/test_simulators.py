@@ -39,7 +39,7 @@ def consume_all(settings, topic: str) -> list[tuple[int, bytes, bytes]]:
     metadata = consumer.list_topics(topic, timeout=10).topics[topic]
     ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in metadata.partitions}
     consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-    out, positions = [], {p: 0 for p in ends}
+    out, positions = [], dict.fromkeys(ends, 0)
     while any(positions[p] < ends[p] for p in ends):
         for msg in consumer.consume(10000, timeout=5):
             assert msg.error() is None, msg.error()
@@ -159,7 +159,7 @@ def test_customers_in_postgres_equal_the_ledger_after_updates_and_deletes(stack_
     again = run_customers(customers=1500, seed=21, days=60, start=start, id_prefix=prefix, quiet=True,
                           ledger="none", write_ground_truth=False, settings=stack_up)
     assert _table(stack_up, prefix) == again.final_rows() == first.final_rows()
-    start_ms = int(start.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
+    start_ms = int(start.replace(tzinfo=dt.UTC).timestamp() * 1000)
     batches = {(ch.customer_id, max(ch.t_ms, start_ms) // DAY_MS) for ch in first.changes
                if ch.customer_id in first.deleted and ch.op != "delete"}
     assert again.rows_changed == len(batches) + len(first.deleted)
@@ -170,7 +170,7 @@ def test_customers_in_postgres_equal_the_ledger_after_updates_and_deletes(stack_
     assert sum(live.updates.values()) + live.deletes == s["updates_total"] + s["deletes"] + 25
     rows = _table(stack_up, prefix)
     assert rows == live.final_rows()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     assert sum(1 for r in rows if now - r[6] < dt.timedelta(minutes=5)) >= 15
 
 

@@ -117,7 +117,7 @@ def test_chart_data_equals_a_direct_clickhouse_query(superset_up, api):
     ch = clickhouse.client(superset_up, "CLICKHOUSE_BI_USER", "CLICKHOUSE_BI_PASSWORD")
     rows = superset.chart_data(api, _chart_id(api, "Segment sizes"), force=True)
     direct = ch.query("SELECT segment_name, sum(size) FROM ml.segment_profiles_latest GROUP BY segment_name").result_rows
-    assert {r["segment_name"]: r["customers"] for r in rows} == {name: total for name, total in direct}
+    assert {r["segment_name"]: r["customers"] for r in rows} == dict(direct)
     assert len(rows) == len(direct) > 0
 
     rows = superset.chart_data(api, _chart_id(api, "Country performance"), force=True)

@@ -27,7 +27,7 @@ from simulators.customers import timeline
 from stack.config import REPO
 
 MIGRATION = REPO / "sql" / "clickhouse" / "migrations" / "00002_cdc_mirror.sql"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CUSTOMER_COLS = ["customer_id", "email", "signup_date", "country", "acquisition_channel", "subscription_tier",
                  "updated_at", "_version", "_is_deleted", "_op", "_source_ts_ms"]
 WEB_COLS = ["event_id", "customer_id", "session_id", "event_type", "page_url", "product_id", "search_query",
@@ -74,7 +74,7 @@ class MirrorRows:
     web: list[list] = field(default_factory=list)
     orders: list[list] = field(default_factory=list)
 
-    def extend(self, other: "MirrorRows") -> None:
+    def extend(self, other: MirrorRows) -> None:
         self.customers += other.customers
         self.web += other.web
         self.orders += other.orders

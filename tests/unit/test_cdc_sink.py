@@ -14,7 +14,7 @@ from debezium.cdc_sink.mapping import BadRecord, IncompatibleSchema
 
 pytestmark = pytest.mark.unit
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def field(name, kind, optional=False, semantic=None, **params):
@@ -108,7 +108,7 @@ def test_zoned_timestamps_with_offsets_and_without_fraction():
 
 def test_a_delete_carries_the_key_and_defaults():
     key = {"order_id": "6f1c2d0e-1111-4222-8333-444455556666"}
-    before = {**{k: None for k in after()}, **key}
+    before = {**dict.fromkeys(after()), **key}
     change = mapping.to_change("raw_purchase_events", SCHEMA, payload("d", lsn=500, before=before), key)
     assert change.deleted and change.row == key
     columns = [(c.name, c.ch_type) for c in SCHEMA.columns]

@@ -12,7 +12,7 @@ from stack import flink_upgrade
 
 pytestmark = pytest.mark.unit
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def test_a_folder_of_old_checkpoints_without_a_record_is_layout_1(tmp_path):

@@ -14,7 +14,7 @@ from simulators import pipeline, run, summary
 
 pytestmark = pytest.mark.unit
 
-START = dt.datetime(2025, 3, 3, tzinfo=dt.timezone.utc)
+START = dt.datetime(2025, 3, 3, tzinfo=dt.UTC)
 
 
 def simulate(tmp_path, **kw):

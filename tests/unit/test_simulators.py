@@ -11,7 +11,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from simulators import EventConfig, run
+from simulators import run
 from simulators.customers import CustomerLedger, _row, timeline
 from simulators.ledger import WEB_TYPES
 from simulators.population import DAY_MS
@@ -19,7 +19,7 @@ from simulators.population import build as build_population
 
 pytestmark = pytest.mark.unit
 
-START = dt.datetime(2025, 3, 3, tzinfo=dt.timezone.utc)   # a Monday
+START = dt.datetime(2025, 3, 3, tzinfo=dt.UTC)   # a Monday
 START_MS = int(START.timestamp() * 1000)
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 WEB_FIELDS = ["event_id", "customer_id", "session_id", "event_type", "page_url", "product_id", "search_query",
@@ -243,7 +243,7 @@ def test_seasonality_weekends_and_evenings_are_busier(clean):
     hours, days = Counter(), Counter()
     web, _ = decoded(clean)
     for _, ev in web:
-        t = dt.datetime.fromtimestamp(ev["event_time"] / 1000, dt.timezone.utc)
+        t = dt.datetime.fromtimestamp(ev["event_time"] / 1000, dt.UTC)
         hours[t.hour] += 1
         days[t.weekday()] += 1
     assert hours[19] > 3 * hours[3]
@@ -321,7 +321,7 @@ def test_ledger_aggregates_and_files_reconcile(tmp_path):
     # recompute every aggregate from the valid messages
     web_windows, order_windows, per_customer = Counter(), defaultdict(lambda: [0, 0, 0]), Counter()
     seen, revenue = set(), 0
-    for topic, key, value in lg.sink.messages:
+    for topic, _key, value in lg.sink.messages:
         if classify(topic, value) != "valid" or value in seen:
             continue
         seen.add(value)
@@ -372,9 +372,9 @@ def test_malformed_examples_are_broken_in_the_stated_way():
 
 
 def test_live_mode_stamps_current_time_at_the_requested_rate():
-    before = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+    before = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
     lg = simulate(mode="live", rate=1500, duration=3, start=None)
-    after = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+    after = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
     times = []
     for topic, _, value in lg.sink.messages:
         rec = orjson.loads(value)

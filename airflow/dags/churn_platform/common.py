@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import Asset
@@ -19,7 +19,7 @@ SPARK_PYTHON = REPO / ".tools" / "venvs" / "spark" / "bin" / "python"
 DBT_PROJECT = REPO / "dbt"
 DBT_EXECUTABLE = REPO / "airflow" / "bin" / "dbt"
 
-START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 # one Spark job at a time on this 2-core machine (created with 1 slot by `make up`)
 SPARK_POOL = "spark"
 # the connection the DAGs write ops.alerts / ops.incidents through (AIRFLOW_CONN_PLATFORM_POSTGRES)

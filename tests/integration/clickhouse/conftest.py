@@ -55,10 +55,10 @@ class Server:
         env.update(self.extra_env)
         return env
 
-    def start(self, timeout: float = 60) -> "Server":
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "stack.clickhouse_server"], cwd=REPO,
-                                     env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+    def start(self, timeout: float = 60) -> Server:
+        with open(self.log_path, "ab") as log:  # the server keeps its own copy of the descriptor
+            self.proc = subprocess.Popen([sys.executable, "-m", "stack.clickhouse_server"], cwd=REPO,
+                                         env=self.env(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

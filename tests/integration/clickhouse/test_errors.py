@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-import requests
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +85,7 @@ def test_error_before_the_first_mebibyte_is_a_plain_error(server):
 def _tail(r, keep: int = 1 << 16) -> bytes:
     """The last bytes of a response that ends without its final chunk."""
     buf = b""
-    with pytest.raises(Exception):  # urllib3 ProtocolError: the server breaks the chunked response
+    with pytest.raises(Exception):  # noqa: B017 - urllib3 ProtocolError (or a wrapper): the server breaks the chunked response
         for chunk in r.raw.stream(1 << 20, decode_content=False):
             buf = (buf + chunk)[-keep:]
     return buf

@@ -122,7 +122,7 @@ def test_goose_migrations_over_http(fresh_server, tmp_path):
 
     status = run("status")
     for name in MIGRATIONS:
-        line = next((l for l in status.splitlines() if l.endswith(f"-- {name}")), None)
+        line = next((ln for ln in status.splitlines() if ln.endswith(f"-- {name}")), None)
         assert line is not None, status
         assert "Pending" not in line, status
     assert "Pending" not in status, status
@@ -134,7 +134,7 @@ def test_goose_migrations_over_http(fresh_server, tmp_path):
     c = clickhouse_connect.get_client(host="127.0.0.1", port=server.port, username=ADMIN[0], password=ADMIN[1])
     try:
         rows = c.query("SELECT id, name, ts, amount, tags FROM goose_app.events ORDER BY id").result_rows
-        utc = dt.timezone.utc
+        utc = dt.UTC
         assert [(r[0], r[1], r[2].replace(tzinfo=utc) if r[2].tzinfo is None else r[2], r[3], r[4]) for r in rows] == [
             (1, "signup", dt.datetime(2024, 1, 1, 10, 0, tzinfo=utc), decimal.Decimal("9.99"), ["web", "eu"]),
             (2, "purchase", dt.datetime(2024, 1, 2, 11, 30, tzinfo=utc), decimal.Decimal("120.50"), ["app"]),
