@@ -57,7 +57,8 @@
 {#- {'high_watermark': 'YYYY-MM-DD hh:mm:ss.ffffff', 'snapshot_date': 'YYYY-MM-DD'} of this invocation -#}
 {% macro run_state() %}
   {% if not execute %}
-    {{ return({'high_watermark': '1970-01-01 00:00:00.000000', 'snapshot_date': var('snapshot_date') or '1970-01-01'}) }}
+    {{ return({'high_watermark': '1970-01-01 00:00:00.000000',
+               'snapshot_date': var('snapshot_date') or '1970-01-01'}) }}
   {% endif %}
   {% set rows = run_query("select high_watermark, snapshot_date from " ~ target.schema ~ ".dbt_run_state
                            where invocation_id = '" ~ invocation_id ~ "' limit 1").rows %}

@@ -24,6 +24,6 @@ from funnel as f
 full outer join sessions as s on s.session_date = f.session_date
 where f.sessions != s.sessions or f.converted != s.converted
 union all
-select 'sessions in the mirror', model.n, mirror.n
+select 'sessions in the mirror', model.n as got, mirror.n as expected
 from model, mirror
 where model.n != mirror.n

@@ -34,8 +34,8 @@ rfm as (
         toInt32(if(o.n_completed > 0,
                    greatest(0, dateDiff('day', toDate(o.last_completed_order_at), {{ snapshot }})),
                    tenure_days))                                            as recency_days
-    from customers c
-    left join orders o on o.customer_id = c.customer_id
+    from customers as c
+    left join orders as o on o.customer_id = c.customer_id
 )
 
 select

@@ -16,7 +16,8 @@
 -- depends_on: {{ source('cdc', 'raw_purchase_events') }}
 {%- set since = delta_since() if is_incremental() else none %}
 
-with days as (
+-- `days` is read only when incremental (since is not none)
+with days as (  -- noqa: ST03
     {%- if since is not none %}
     {{ changed_session_dates(since) }}
     union distinct
