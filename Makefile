@@ -10,7 +10,7 @@ UV := $(VENV)/bin/uv
 MARKERS ?= unit or integration or e2e
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status logs test test-unit bench demo clean lock
+.PHONY: help setup up down status logs lint test test-unit bench demo clean lock
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,12 +42,23 @@ status: ## state, pid, port and health of each service
 logs: ## recent logs of all services, or s=<service>; f=1 follows
 	@$(STACK) logs $(s) $(if $(f),--follow,)
 
-# Every suite, each in its runtime's environment: the Flink job's SQL (flink venv), Iceberg and
-# segmentation (spark venv), then unit/integration/e2e (main venv). The stack is started first
-# when it is not already healthy, and stopped again afterwards only in that case.
-test: setup ## run every test suite (starts the stack if needed; stops it again if it started it)
-	@if $(STACK) status >/dev/null 2>&1; then started=; else $(STACK) up || exit 1; started=1; fi; \
-	rc=0; \
+# Lint (ruff for Python, sqlfluff for the dbt SQL) from the lint venv .tools/venvs/lint
+# (requirements/lint.lock); config in pyproject.toml ([tool.ruff]) and .sqlfluff. No services needed.
+LINT_BIN := .tools/venvs/lint/bin
+SQL_DIRS := dbt/models dbt/macros dbt/tests
+lint: setup ## ruff (Python) and sqlfluff (dbt SQL); part of make test
+	@echo "• ruff"; $(LINT_BIN)/ruff check . || rc=1; \
+	echo "• sqlfluff ($(SQL_DIRS))"; $(LINT_BIN)/sqlfluff lint --processes 2 --disable-progress-bar $(SQL_DIRS) || rc=1; \
+	exit $${rc:-0}
+
+# Lint first (fast; its failure fails the run, the suites still run), then every suite, each in its
+# runtime's environment: the Flink job's SQL (flink venv), Iceberg and segmentation (spark venv), then
+# unit/integration/e2e (main venv). The stack is started first when it is not already healthy, and
+# stopped again afterwards only in that case.
+test: setup ## lint, then every test suite (starts the stack if needed; stops it again if it started it)
+	@rc=0; \
+	$(MAKE) --no-print-directory lint || rc=1; \
+	if $(STACK) status >/dev/null 2>&1; then started=; else $(STACK) up || exit 1; started=1; fi; \
 	$(MAKE) --no-print-directory test-flink || rc=1; \
 	$(MAKE) --no-print-directory test-spark || rc=1; \
 	$(MAKE) --no-print-directory test-airflow || rc=1; \
@@ -201,3 +212,6 @@ test-airflow: setup ## DAG integrity: imports, schedules, tags, retries, callbac
 
 airflow_trigger: $(VENV)/.synced ## trigger a DAG through Airflow's REST API and wait for it (DAG=customer_analytics_pipeline)
 	@$(PY) -m stack.airflow trigger $(DAG) --wait
+
+# ---- lint: ruff + sqlfluff (`make lint`, above), its own virtualenv .tools/venvs/lint
+LOCKS += lint

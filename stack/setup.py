@@ -39,6 +39,7 @@ PYTHON_ENVS: dict[str, Path] = {
     "spark": REPO / "requirements" / "spark.lock",  # PySpark + pyiceberg + scikit-learn (spark_ml/)
     "superset": REPO / "requirements" / "superset.lock",  # Superset 6.1: SQLAlchemy 1.4, its own Flask stack
     "airflow": REPO / "requirements" / "airflow.lock",  # Airflow 3 + cosmos (airflow/, stack/airflow.py)
+    "lint": REPO / "requirements" / "lint.lock",  # ruff + sqlfluff (`make lint`), kept out of the runtime envs
 }
 VENVS = TOOLS / "venvs"
 # the streaming job's Java functions (flink_jobs/udf, a Maven module with JUnit tests): built here, then
