@@ -60,10 +60,12 @@ def phrase(column: str, value) -> str:
     if column == "tenure_days" and not missing:  # the platform
         return _bucket(value, [(30, "customer for under a month"), (180, "customer for under 6 months"),
                                (365, "customer for under a year")], "customer for over a year")
-    if column == "monthly_charges" and not missing:
-        return f"monthly charges of ${value:,.0f}"
+    if column == "monthly_charges" and not missing:  # buckets, so reasons can be counted across customers
+        return _bucket(value, [(30, "monthly charges under $30"), (60, "monthly charges $30-60"),
+                               (90, "monthly charges $60-90")], "monthly charges $90 or more")
     if column == "total_charges":
-        return "no bill yet" if missing else f"${value:,.0f} billed to date"
+        return "no bill yet" if missing else _bucket(
+            value, [(500, "under $500 billed to date"), (2000, "$500-2,000 billed to date")], "over $2,000 billed to date")
     if column == "recency_days":
         return "no completed order yet" if missing else f"no order in {int(value)} days"
     if column == "days_since_last_login":
