@@ -1,8 +1,9 @@
 """Exact per-customer contributions of the churn model's features (SHAP values, path-dependent TreeSHAP).
 
 Why not the shap package: shap 0.51.0 (the last for Python 3.11) reads a HistGradientBoostingClassifier's
-trees but treats its native categorical splits as numeric thresholds (shap issue #3436), and the churn
-model splits `category` columns natively, so its values would be wrong for contract, payment method etc.
+trees by copying each node's `num_threshold` and ignores `is_categorical` and the category bitsets (its
+tree loader; reported upstream as shap issue #3436), and the churn model splits `category` columns
+natively, so its values would be wrong for contract, payment method etc. It would also add numba.
 The model is small (300 trees of at most 6 leaves, so at most 5 distinct features per tree), so the
 Shapley values are computed here exactly, by definition: per tree, over every subset of the features
 that tree uses, with the tree's own path-dependent expectation E[f(x) | x_S] (follow x where the split's
