@@ -174,7 +174,7 @@ def _orders(section: Section | None, items_section: Section | None, rejected: Re
         try:
             fields, item = records.order_row(section, row)
         except Invalid as exc:
-            rejected.add("orders", *where, str(exc))
+            rejected.add(*where, str(exc))
             oid = _order_id(section, row)
             if oid is not None:
                 bad.setdefault(oid, f"row {n} of the same order is invalid")
@@ -184,11 +184,13 @@ def _orders(section: Section | None, items_section: Section | None, rejected: Re
             orders[oid] = (fields, [item] if item else [], [where])
             continue
         first, items, rows = orders[oid]
+        if not per_item and fields == first:     # a repeated row: the order is sent once
+            rejected.add(*where, f"order_id: the same order as row {rows[0][2]}")
+            continue
         rows.append(where)
-        if not per_item:
-            bad.setdefault(oid, f"order_id: the same order as row {rows[0][2]}")
-        elif (diff := next((k for k in records.ORDER_KEYS if first.get(k) != fields.get(k)), None)):
-            bad.setdefault(oid, f"{diff}: differs between the rows of the order ({rows[0][2]}, {n})")
+        keys = records.ORDER_KEYS if per_item else fields
+        if (diff := next((k for k in keys if first.get(k) != fields.get(k)), None)):
+            bad.setdefault(oid, f"{diff}: differs between the rows of the order (rows {rows[0][2]}, {n})")
         else:
             items.append(item)
     ledger.rows_read["orders"] = n

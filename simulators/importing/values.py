@@ -98,6 +98,9 @@ def epoch_ms(value, fmt: str = "iso", tz: str = "UTC", decimal_sep: str = ".") -
         ms = int(d * 1000) if fmt == "epoch_s" else int(d)
         if fmt == "epoch_s" and ms > MAX_MS:
             raise Invalid(f"{value!r} is too large for epoch seconds (milliseconds? use format: epoch_ms)")
+        if fmt == "epoch_ms" and abs(ms) < 10**11:
+            # before March 1973: seconds read as milliseconds, not web history (stricter than the job)
+            raise Invalid(f"{value!r} is in 1970 as epoch milliseconds (seconds? use format: epoch_s)")
         return _in_range(ms, value)
     else:
         s = str(value).strip()
