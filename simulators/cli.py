@@ -160,6 +160,10 @@ def cmd_import(args) -> int:
         print(f"  {n:>8,} × {reason}")
     if s["rejected"]:
         print(f"rejected rows: {ledger.report}")
+    if ledger.not_in_crm:
+        print(f"note: {len(ledger.not_in_crm):,} customers with events or orders are not in crm.customers "
+              f"(e.g. {ledger.not_in_crm[0]}): their events count in the event marts, but customer_features and the "
+              f"segments only hold customers of crm.customers; import them in a customers section")
     print(f"ledger: {ledger.directory}")
     return 0
 

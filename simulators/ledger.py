@@ -316,6 +316,7 @@ class ImportLedger(EventLedger):
         self.rejected: dict[str, int] = {}      # "section: reason" -> rows
         self.rows_read: dict[str, int] = {}     # section -> data rows read
         self.report: Path | None = None         # the rejected rows (section, file, row, reason)
+        self.not_in_crm: list[str] = []         # customers of the events/orders without a crm.customers row
 
     def summary(self) -> dict[str, Any]:
         s = super().summary()
@@ -326,4 +327,5 @@ class ImportLedger(EventLedger):
         s["report"] = str(self.report) if self.report else None
         s["customers"] = {"final_rows": len(self.customer_ids), "ids": sorted(self.customer_ids)}
         s["event_customer_ids"] = sorted(self.customers)
+        s["event_customers_not_in_crm"] = len(self.not_in_crm)
         return s

@@ -87,6 +87,8 @@ def run_import(cfg: ImportConfig, *, sink=None, customer_writer=None, settings=N
         ledger.sink = open_sink(sink, settings, topics)
         _send(web, orders, ledger, cfg, cfg.quiet)
 
+    ledger.not_in_crm = _not_in_crm(set(ledger.customers) - ledger.customer_ids,
+                                    None if cfg.dry_run else settings)
     ledger.rejected = rejected.by_reason()
     ledger.elapsed_s = time.perf_counter() - t0
     ledger.finished_at = dt.datetime.now(dt.timezone.utc)
@@ -94,6 +96,21 @@ def run_import(cfg: ImportConfig, *, sink=None, customer_writer=None, settings=N
     ledger.write(directory)
     ledger.directory = directory
     return ledger
+
+
+def _not_in_crm(ids: set[str], settings) -> list[str]:
+    """Customers with events or orders but no crm.customers row. The marts built per customer
+    (customer_features, RFM, hence the segments) start from crm.customers, so these customers' events
+    count in the event marts (funnel, daily KPIs) but they are never segmented. Without settings (a dry
+    run, tests) only this import's customers are known."""
+    if ids and settings is not None:
+        import psycopg
+        dsn = settings.postgres_dsn("POSTGRES_SIMULATOR_USER", "POSTGRES_SIMULATOR_PASSWORD")
+        with psycopg.connect(dsn) as pg:
+            known = {r[0] for r in pg.execute("SELECT customer_id FROM crm.customers WHERE customer_id = ANY(%s)",
+                                              (sorted(ids),))}
+        ids = ids - known
+    return sorted(ids)
 
 
 class _NoWriter:

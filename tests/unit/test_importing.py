@@ -269,7 +269,7 @@ def test_customers_orders_with_line_items_and_web_events(tmp_path, ext):
     assert s["kind"] == "import" and s["topics"]["web_events"]["valid"] == 2
     assert s["topics"]["purchase_events"]["valid"] == 2 and s["purchase_events"]["revenue"] == "1294.47"
     assert s["rows_read"] == {"customers": 5, "web_events": 5, "orders": 6}
-    assert s["customers"] == {"final_rows": 2, "ids": ["X-1", "X-2"]}
+    assert s["customers"] == {"final_rows": 2, "ids": ["X-1", "X-2"]} and s["event_customers_not_in_crm"] == 0
     checks = {c.table: c for c in pipeline.checks_for(s)}
     assert {t: c.expected for t, c in checks.items()} == {
         "crm.customers": 2, "cdc.crm_customers": 2, "raw.web_events": 2, "cdc.raw_web_events": 2,
@@ -303,6 +303,8 @@ def test_orders_without_line_items_and_no_web_events(tmp_path):
                               ("orders", 4, "total_amount: differs between the rows of the order (rows 4, 5)"),
                               ("orders", 5, "total_amount: differs between the rows of the order (rows 4, 5)")]
     assert writer.upserts == [] and s["customers"]["final_rows"] == 0 and s["topics"]["web_events"]["valid"] == 0
+    # its customer is in no customers section: its orders will not reach customer_features (the CLI says so)
+    assert ledger.not_in_crm == ["X-1"] and s["event_customers_not_in_crm"] == 1
     # no customers: nothing to expect of crm.customers; no web events: raw.web_events expects 0 of them
     assert [(c.table, c.expected) for c in pipeline.checks_for(s)] == [
         ("raw.web_events", 0), ("cdc.raw_web_events", 0), ("raw.purchase_events", 1), ("cdc.raw_purchase_events", 1)]
@@ -410,3 +412,11 @@ def test_the_cli_prints_one_line_for_a_bad_mapping(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and out.stderr.count("\n") == 1
     assert out.stderr.startswith(f"error: mapping {path}: line 2: not valid YAML")
+
+
+def test_the_summary_command_describes_an_import(tmp_path):
+    from simulators import summary
+    _, _, s = do_import(tmp_path, REPO / "simulators/importing/example/mapping.yaml")
+    text = summary.render({"events": s, "segmentation": None, "segments": []})
+    assert text.splitlines()[0].startswith(f"import {s['run_id']} (")
+    assert "2 customers, web_events 4, purchase_events 3 (revenue 1299.47); 4 rows rejected" in text
