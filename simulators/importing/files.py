@@ -21,7 +21,11 @@ def columns(section: Section) -> list[str]:
         except pa.ArrowException as exc:
             raise MappingError(f"{section.name}: {section.file} is not a readable Parquet file ({exc})") from None
     with _open_csv(section) as fh:
-        return next(csv.reader(fh, **_dialect(section)), [])
+        try:
+            return next(csv.reader(fh, **_dialect(section)), [])
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise MappingError(f"{section.file.name} ({section.name}): cannot read its header as CSV ({exc}); "
+                               f"check csv: encoding/delimiter in the mapping") from None
 
 
 def check_columns(section: Section) -> None:
@@ -53,8 +57,13 @@ def rows(section: Section) -> Iterator[tuple[int, dict]]:
         return
     with _open_csv(section) as fh:
         reader = csv.DictReader(fh, **_dialect(section))
-        for n, row in enumerate(reader, start=1):
-            yield n, row
+        n = 0
+        try:
+            for n, row in enumerate(reader, start=1):
+                yield n, row
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise MappingError(f"{section.file.name} ({section.name}), after data row {n}: cannot read it as CSV "
+                               f"({exc}); check csv: encoding/delimiter in the mapping") from None
 
 
 def _dialect(section: Section) -> dict:

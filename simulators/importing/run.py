@@ -23,7 +23,7 @@ from simulators.importing.report import Rejections
 from simulators.importing.values import Invalid
 from simulators.ledger import ImportLedger
 from simulators.progress import ProgressView
-from simulators.sinks import open_sink
+from simulators.sinks import SimulatorError, open_sink
 
 CUSTOMER_BATCH = 5000     # customers per transaction
 
@@ -106,9 +106,13 @@ def _not_in_crm(ids: set[str], settings) -> list[str]:
     if ids and settings is not None:
         import psycopg
         dsn = settings.postgres_dsn("POSTGRES_SIMULATOR_USER", "POSTGRES_SIMULATOR_PASSWORD")
-        with psycopg.connect(dsn) as pg:
-            known = {r[0] for r in pg.execute("SELECT customer_id FROM crm.customers WHERE customer_id = ANY(%s)",
-                                              (sorted(ids),))}
+        try:
+            with psycopg.connect(dsn) as pg:
+                known = {r[0] for r in pg.execute("SELECT customer_id FROM crm.customers WHERE customer_id = ANY(%s)",
+                                                  (sorted(ids),))}
+        except psycopg.OperationalError as exc:
+            raise SimulatorError(f"PostgreSQL is not reachable as the simulator role ({str(exc).strip()[:200]}); "
+                                 f"start it with `make up s=postgres`") from None
         ids = ids - known
     return sorted(ids)
 

@@ -405,6 +405,13 @@ def test_a_missing_column_or_file_fails_before_anything_is_sent(tmp_path):
         do_import(tmp_path, mapping)
 
 
+def test_a_file_in_another_encoding_fails_with_one_line(tmp_path):
+    mapping = write_mapping(tmp_path, customers=(CUSTOMERS, CUSTOMER_COLUMNS, "csv"))
+    (tmp_path / "customers.csv").write_bytes("id;mail\nX-1;\u00e9\n".encode("utf-16"))
+    with pytest.raises(MappingError, match=r"customers.csv \(customers\): cannot read its header as CSV"):
+        do_import(tmp_path, mapping)
+
+
 def test_the_cli_prints_one_line_for_a_bad_mapping(tmp_path):
     path = tmp_path / "m.yaml"
     path.write_text("customers: [oops\n")
