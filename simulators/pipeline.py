@@ -164,7 +164,8 @@ def wait(settings, run_ids: list[str | Path] | None = None, timeout: float = 900
                 if got > c.expected:
                     raise PipelineError(f"{c.table} holds {got:,} rows of this run's customers and window, more than "
                                         f"the {c.expected:,} the ledger sent: another run sent the same customer ids "
-                                        f"and event times (use another --id-prefix or window)")
+                                        f"and event times (use another --id-prefix or window; an import overlapping "
+                                        f"an earlier one in customers and time range cannot be told apart from it)")
                 if c.done and c.reached_s is None:
                     c.reached_s = round(now - t0, 1)
                 elif not c.done:
