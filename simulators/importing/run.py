@@ -127,7 +127,7 @@ class _NoWriter:
 
 def _rows(section: Section, what: str, quiet: bool):
     """The section's rows, with a progress bar over them."""
-    view = ProgressView(f"read {what}", float(files.count(section)), quiet)
+    view = ProgressView(f"read {what}", None if quiet else float(files.count(section)), quiet)
     n = 0
     try:
         for n, row in files.rows(section):

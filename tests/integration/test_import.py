@@ -170,10 +170,12 @@ def test_imports_of_several_shapes_reconcile_exactly(stack_up, prefix, tmp_path)
         customers = pg.execute("SELECT customer_id, email, signup_date, country, subscription_tier, updated_at "
                                "FROM crm.customers WHERE customer_id LIKE %s ORDER BY 1", (prefix + "%",)).fetchall()
         assert customers == [
-            (f"{prefix}1", "a@example.com", dt.date(2025, 1, 3), "DE", "free", dt.datetime(2025, 1, 3, 8, 15, tzinfo=UTC)),
+            (f"{prefix}1", "a@example.com", dt.date(2025, 1, 3), "DE", "free",
+             dt.datetime(2025, 1, 3, 8, 15, tzinfo=UTC)),
             (f"{prefix}2", "b@example.com", dt.date(2025, 2, 17), "AT", "premium",
              dt.datetime(2025, 3, 1, 17, 40, tzinfo=UTC)),
-            (f"{prefix}4", "c@example.com", dt.date(2025, 1, 10), "FR", "basic", dt.datetime(2025, 1, 10, 8, tzinfo=UTC)),
+            (f"{prefix}4", "c@example.com", dt.date(2025, 1, 10), "FR", "basic",
+             dt.datetime(2025, 1, 10, 8, tzinfo=UTC)),
         ]
         orders = {r[0]: r[1:] for r in pg.execute(
             "SELECT order_id::text, total_amount, item_count, order_time, currency FROM raw.purchase_events "
