@@ -25,9 +25,6 @@ class Rejections:
         stands for every row with that problem ("orders: order_time: not an ISO 8601 time")."""
         return dict(Counter(f"{s}: {_kind(r)}" for s, _f, _n, r in self.rows).most_common())
 
-    def lines(self) -> list[str]:
-        return [f"{n:>8,} × {reason}" for reason, n in self.by_reason().items()]
-
     def write(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="") as fh:

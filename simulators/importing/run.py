@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 
 from simulators.importing import files, records
-from simulators.importing.mapping import Mapping, Section, load
+from simulators.importing.mapping import Section, load
 from simulators.importing.report import Rejections
 from simulators.importing.values import Invalid
 from simulators.ledger import ImportLedger
