@@ -182,6 +182,8 @@ def load(path: str | Path) -> Mapping:
             raise _fail(path, "orders.columns", "line items come from order_items: do not also map "
                                                 "product_id/quantity/unit_price in orders")
     orders = sections.get("orders")
+    if orders and "quantity" in orders.columns and "unit_price" not in orders.columns:
+        raise _fail(path, "orders.columns", "quantity is a line item's: map unit_price too (one row per line item)")
     if orders and "order_items" not in sections and "unit_price" not in orders.columns \
             and "total_amount" not in orders.columns:
         raise _fail(path, "orders.columns", "map total_amount (orders without line items) or unit_price "

@@ -385,6 +385,8 @@ def test_default_runs_pick_the_newest_import(tmp_path):
     ({"customers": {"file": "c.csv", "columns": {**CUSTOMER_COLUMNS, "updated_at": {"column": "c", "format": "dmy"}}}},
      "format 'dmy' is none of"),
     ({"decimal": ",,", "customers": {"file": "c.csv", "columns": CUSTOMER_COLUMNS}}, "expected one non-digit"),
+    ({"orders": {"file": "o.csv", "columns": {**ORDER_COLUMNS, "total_amount": "t", "quantity": "q"}}},
+     "quantity is a line item's: map unit_price too"),
     ({}, "no section to import"),
     ([1, 2], "expected sections"),
 ])
