@@ -97,7 +97,7 @@ lock: $(VENV)/.synced ## recompile requirements/*.lock from the .in files after 
 # (throughput benchmark: make bench b=simulator_throughput)
 ARGS ?=
 SIM := $(PY) -m simulators
-.PHONY: generate_customers generate_web_events generate_streaming_purchases generate_all generate_demo wait_for_pipeline demo_summary
+.PHONY: generate_customers generate_web_events generate_streaming_purchases generate_all generate_demo wait_for_pipeline demo_summary import
 
 generate_customers: $(VENV)/.synced ## customer master data into Postgres crm.customers, with updates/deletes (ARGS="...")
 	@$(SIM) customers $(ARGS)
@@ -113,6 +113,12 @@ generate_all: $(VENV)/.synced ## customers, then 120 days of web + purchase hist
 
 generate_demo: $(VENV)/.synced ## the demo's data: generate_all with its preset (400 customers, 60 days, fixed seed; ~2.5 min to drain)
 	@$(SIM) demo $(ARGS)
+
+# your own data (simulators/importing/README.md): make import MAPPING=my_mapping.yaml [ARGS="--dry-run"]
+# (try it: MAPPING=simulators/importing/example/mapping.yaml ARGS=--dry-run)
+MAPPING ?=
+import: $(VENV)/.synced ## your CSV/Parquet customers, orders, web events through a mapping file (MAPPING=..., ARGS="--dry-run")
+	@$(SIM) import $(MAPPING) $(ARGS)
 
 wait_for_pipeline: $(VENV)/.synced ## wait until raw.* and the ClickHouse mirror hold exactly what the last run sent (ARGS="--run-id ...")
 	@$(SIM) wait-for-pipeline $(ARGS)

@@ -1,4 +1,4 @@
-"""Command line: `python -m simulators customers|events|all [options]` (the make targets call it)."""
+"""Command line: `python -m simulators customers|events|all|import [options]` (the make targets call it)."""
 from __future__ import annotations
 
 import argparse
@@ -144,6 +144,29 @@ def cmd_all(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from simulators.importing import ImportConfig, run_import
+    ledger = run_import(ImportConfig(
+        mapping=args.mapping, web_topic=args.web_topic, purchase_topic=args.purchase_topic, dry_run=args.dry_run,
+        ledger_dir=args.ledger_dir, report=args.report, run_id=args.run_id, quiet=args.quiet))
+    s = ledger.summary()
+    read = ", ".join(f"{k} {v:,}" for k, v in s["rows_read"].items())
+    print(f"{'checked (dry run, nothing sent)' if args.dry_run else 'imported'}: rows read {read}; "
+          f"{s['customers']['final_rows']:,} customers, {ledger.web.valid:,} web events, "
+          f"{ledger.purchases.valid:,} orders (revenue {s['purchase_events']['revenue']}); "
+          f"{s['rejected']:,} rows rejected")
+    for reason, n in s["rejected_by_reason"].items():
+        print(f"  {n:>8,} × {reason}")
+    if s["rejected"]:
+        print(f"rejected rows: {ledger.report}")
+    if ledger.not_in_crm:
+        print(f"note: {len(ledger.not_in_crm):,} customers with events or orders are not in crm.customers "
+              f"(e.g. {ledger.not_in_crm[0]}): their events count in the event marts, but customer_features and the "
+              f"segments only hold customers of crm.customers; import them in a customers section")
+    print(f"ledger: {ledger.directory}")
+    return 0
+
+
 def cmd_wait(args) -> int:
     from simulators import pipeline
     from stack import config
@@ -184,6 +207,19 @@ def parser() -> argparse.ArgumentParser:
     _event_options(d)
     d.set_defaults(func=cmd_all, customers=DEMO_CUSTOMERS, days=DEMO_DAYS, seed=DEMO_SEED,
                    id_prefix=demo_id_prefix())
+    i = sub.add_parser("import", help="your own CSV/Parquet customers, orders and web events, through a mapping file "
+                                      "(simulators/importing/README.md)")
+    i.add_argument("mapping", type=Path, help="the mapping file (YAML): files, columns, formats")
+    i.add_argument("--dry-run", action="store_true", help="read, check and report; send and write nothing")
+    i.add_argument("--report", type=Path, default=None,
+                   help="where to write the rejected rows (default <ledger dir>/rejected.csv)")
+    i.add_argument("--web-topic", default="web_events")
+    i.add_argument("--purchase-topic", default="purchase_events")
+    i.add_argument("--ledger-dir", type=Path, default=None,
+                   help="where to write the ledger (default DATA_DIR/simulator/ledger/<run-id>)")
+    i.add_argument("--run-id", default=None, help="ledger run id (default: time-import-random)")
+    i.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    i.set_defaults(func=cmd_import)
     w = sub.add_parser("wait-for-pipeline",
                        help="wait until PostgreSQL raw.*/crm and the ClickHouse mirror hold exactly what runs sent")
     w.add_argument("--run-id", action="append", default=None,

@@ -219,7 +219,9 @@ ON CONFLICT (customer_id) DO UPDATE
 """
 
 
-class _Writer:
+class CustomerWriter:
+    """Upserts (newer updated_at wins) and deletes crm.customers rows, one transaction per apply()."""
+
     def __init__(self, dsn: str):
         import psycopg
         try:
@@ -268,7 +270,7 @@ def run_customers(config: CustomerConfig | None = None, *, settings=None, dsn: s
     ledger = CustomerLedger(run_id, cfg.as_dict(), pop)
     changes = timeline(pop)
     by_id = pop.by_id
-    writer = _Writer(dsn or settings.postgres_dsn("POSTGRES_SIMULATOR_USER", "POSTGRES_SIMULATOR_PASSWORD"))
+    writer = CustomerWriter(dsn or settings.postgres_dsn("POSTGRES_SIMULATOR_USER", "POSTGRES_SIMULATOR_PASSWORD"))
     view = ProgressView("customers", float(len(changes)), cfg.quiet)
     done = 0
     try:
@@ -309,7 +311,7 @@ def run_customers(config: CustomerConfig | None = None, *, settings=None, dsn: s
     return ledger
 
 
-def _live(cfg: CustomerConfig, ledger: CustomerLedger, writer: _Writer, view: ProgressView) -> None:
+def _live(cfg: CustomerConfig, ledger: CustomerLedger, writer: CustomerWriter, view: ProgressView) -> None:
     rng = stream(cfg.seed, "customer-live")
     t0 = time.perf_counter()
     n = 0

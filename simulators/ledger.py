@@ -299,3 +299,33 @@ class EventLedger:
             "malformed_reason": pa.array(cols[8], pa.string()),
         })
         pq.write_table(table, path, compression="zstd")
+
+
+class ImportLedger(EventLedger):
+    """An import's ledger (`python -m simulators import`): the events and orders sent, as an events
+    run's, plus the customers written and the rows rejected.
+
+    Imported customer ids are the user's, not `<prefix><digits>`: the summary lists them
+    (`customers.ids` for crm.customers, `event_customer_ids` for raw.*), and wait-for-pipeline scopes its
+    counts by those lists instead of a prefix.
+    """
+
+    def __init__(self, run_id: str, config: dict[str, Any], web_topic: str, purchase_topic: str):
+        super().__init__(run_id, config, web_topic, purchase_topic)
+        self.customer_ids: set[str] = set()     # written to crm.customers
+        self.rejected: dict[str, int] = {}      # "section: reason" -> rows
+        self.rows_read: dict[str, int] = {}     # section -> data rows read
+        self.report: Path | None = None         # the rejected rows (section, file, row, reason)
+        self.not_in_crm: list[str] = []         # customers of the events/orders without a crm.customers row
+
+    def summary(self) -> dict[str, Any]:
+        s = super().summary()
+        s["kind"] = "import"
+        s["rows_read"] = dict(self.rows_read)
+        s["rejected"] = sum(self.rejected.values())
+        s["rejected_by_reason"] = dict(self.rejected)
+        s["report"] = str(self.report) if self.report else None
+        s["customers"] = {"final_rows": len(self.customer_ids), "ids": sorted(self.customer_ids)}
+        s["event_customer_ids"] = sorted(self.customers)
+        s["event_customers_not_in_crm"] = len(self.not_in_crm)
+        return s

@@ -63,9 +63,13 @@ def _population(cfg: dict) -> tuple:
 
 
 def default_runs(settings) -> list[str]:
-    """The newest events run, plus the newest customers run of the same population (if any)."""
+    """The newest events run, plus the newest customers run of the same population (if any); or the
+    newest import when it is newer than any events run (an import holds its customers and events)."""
     root = ledger_root(settings)
     runs = sorted((p.parent.name for p in root.glob("*/summary.json")), reverse=True)
+    newest = next((r for r in runs if "-events-" in r or "-import-" in r), None)
+    if newest is not None and "-import-" in newest:
+        return [newest]
     events = next((r for r in runs if "-events-" in r), None)
     if events is None:
         customers = next((r for r in runs if "-customers-" in r), None)
@@ -82,31 +86,43 @@ def _id_pattern(prefix: str) -> str:
     return "^" + re.escape(prefix) + "[0-9]{7,}$"
 
 
+def _scope(ids: list[str] | None, prefix: str) -> tuple[str, str, dict]:
+    """Which customers a run's rows belong to, as (PostgreSQL predicate, ClickHouse predicate, params):
+    a simulator run's ids match `<prefix><digits>`; an import lists its (the user's) ids."""
+    if ids is not None:
+        return "customer_id = ANY(%(ids)s)", "has({ids:Array(String)}, customer_id)", {"ids": ids}
+    return "customer_id ~ %(p)s", "match(customer_id, {p:String})", {"p": _id_pattern(prefix)}
+
+
 def checks_for(summary: dict) -> list[Check]:
     cfg = summary["config"]
-    pattern = _id_pattern(cfg.get("id_prefix", "C"))
-    if summary["kind"] == "customers":
-        n = summary["final_rows"]
-        return [
-            Check("crm", "crm.customers", n, "SELECT count(*) FROM crm.customers WHERE customer_id ~ %(p)s",
-                  {"p": pattern}),
-            Check("cdc", "cdc.crm_customers", n, "SELECT count() FROM cdc.crm_customers FINAL WHERE _is_deleted = 0 "
-                  "AND match(customer_id, {p:String})", {"p": pattern}),
-        ]
+    out = []
+    if summary["kind"] in ("customers", "import"):
+        n = summary["final_rows"] if summary["kind"] == "customers" else summary["customers"]["final_rows"]
+        pg, ch, params = _scope(summary["customers"]["ids"] if summary["kind"] == "import" else None,
+                                cfg.get("id_prefix", "C"))
+        if summary["kind"] == "customers" or n:
+            out += [
+                Check("crm", "crm.customers", n, f"SELECT count(*) FROM crm.customers WHERE {pg}", params),
+                Check("cdc", "cdc.crm_customers", n,
+                      f"SELECT count() FROM cdc.crm_customers FINAL WHERE _is_deleted = 0 AND {ch}", params),
+            ]
+        if summary["kind"] == "customers":
+            return out
     rng = summary["event_time_range"]
     lo, hi = rng["min_ms"], rng["max_ms"]
     if lo is None:
-        return []
-    out = []
+        return out
+    pg, ch, params = _scope(summary.get("event_customer_ids"), cfg.get("id_prefix", "C"))
     for topic, table, col in (("web_events", "web_events", "event_time"), ("purchase_events", "purchase_events", "order_time")):
         n = summary["topics"][topic]["valid"]
-        scope = {"p": pattern, "lo": lo, "hi": hi}
+        scope = {**params, "lo": lo, "hi": hi}
         out.append(Check("stream", f"raw.{table}", n,
-                         f"SELECT count(*) FROM raw.{table} WHERE customer_id ~ %(p)s AND {col} >= "
+                         f"SELECT count(*) FROM raw.{table} WHERE {pg} AND {col} >= "
                          f"to_timestamp(%(lo)s / 1000.0) AND {col} <= to_timestamp(%(hi)s / 1000.0)", scope))
         out.append(Check("cdc", f"cdc.raw_{table}", n,
-                         f"SELECT count() FROM cdc.raw_{table} FINAL WHERE _is_deleted = 0 AND match(customer_id, "
-                         f"{{p:String}}) AND toUnixTimestamp64Milli({col}) BETWEEN {{lo:Int64}} AND {{hi:Int64}}",
+                         f"SELECT count() FROM cdc.raw_{table} FINAL WHERE _is_deleted = 0 AND {ch} "
+                         f"AND toUnixTimestamp64Milli({col}) BETWEEN {{lo:Int64}} AND {{hi:Int64}}",
                          scope))
     return out
 
@@ -148,7 +164,8 @@ def wait(settings, run_ids: list[str | Path] | None = None, timeout: float = 900
                 if got > c.expected:
                     raise PipelineError(f"{c.table} holds {got:,} rows of this run's customers and window, more than "
                                         f"the {c.expected:,} the ledger sent: another run sent the same customer ids "
-                                        f"and event times (use another --id-prefix or window)")
+                                        f"and event times (use another --id-prefix or window; an import overlapping "
+                                        f"an earlier one in customers and time range cannot be told apart from it)")
                 if c.done and c.reached_s is None:
                     c.reached_s = round(now - t0, 1)
                 elif not c.done:

@@ -18,7 +18,7 @@ from simulators.population import Population
 from simulators.population import build as build_population
 from simulators.progress import ProgressView
 from simulators.rng import stream
-from simulators.sinks import KafkaSink, MemorySink, NullSink, check_topics
+from simulators.sinks import open_sink
 
 LIVE_WARMUP_MS = 300_000         # live mode: sessions already running when the run starts (no ramp-up) ...
 LIVE_WARMUP_SESSIONS = 150_000   # ... but at most this many (high rates ramp up over a few seconds)
@@ -180,14 +180,8 @@ def run(config: EventConfig | None = None, *, sink=None, population: Population 
     if need_settings and settings is None:
         from stack import config as stack_config
         settings = stack_config.load()
-    if sink is None:
-        topics = [t for s, t in (("web", cfg.web_topic), ("purchases", cfg.purchase_topic)) if s in cfg.streams]
-        check_topics(settings["KAFKA_BOOTSTRAP_SERVERS"], topics)
-        sink = KafkaSink(settings["KAFKA_BOOTSTRAP_SERVERS"])
-    elif sink == "memory":
-        sink = MemorySink()
-    elif sink == "null":
-        sink = NullSink()
+    sink = open_sink(sink, settings,
+                     [t for s, t in (("web", cfg.web_topic), ("purchases", cfg.purchase_topic)) if s in cfg.streams])
 
     ledger = EventLedger(run_id, cfg.as_dict(), cfg.web_topic, cfg.purchase_topic, detail=cfg.ledger == "full")
     ledger.sink = sink

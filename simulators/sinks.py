@@ -124,3 +124,16 @@ def check_topics(bootstrap_servers: str, topics: list[str]) -> None:
     if missing:
         raise SimulatorError(f"Kafka topic(s) {', '.join(missing)} do not exist at {bootstrap_servers}; "
                              f"`make up` creates the declared ones (stack/topics.conf)")
+
+
+def open_sink(sink, settings, topics: list[str]):
+    """The sink a run sends to: None = Kafka at KAFKA_BOOTSTRAP_SERVERS (checked: reachable, topics
+    exist), "memory", "null", or any object with produce(topic, key, value) and flush()."""
+    if sink is None:
+        check_topics(settings["KAFKA_BOOTSTRAP_SERVERS"], topics)
+        return KafkaSink(settings["KAFKA_BOOTSTRAP_SERVERS"])
+    if sink == "memory":
+        return MemorySink()
+    if sink == "null":
+        return NullSink()
+    return sink

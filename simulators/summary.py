@@ -10,7 +10,7 @@ from simulators import pipeline
 def collect(settings, run_id: str | None = None) -> dict:
     from stack import clickhouse
 
-    runs = [run_id] if run_id else [r for r in pipeline.default_runs(settings) if "-events-" in r]
+    runs = [run_id] if run_id else [r for r in pipeline.default_runs(settings) if "-events-" in r or "-import-" in r]
     events = pipeline.read_summary(settings, runs[0]) if runs else None
     ch = clickhouse.client(settings, "CLICKHOUSE_BI_USER", "CLICKHOUSE_BI_PASSWORD")
     latest = ch.query("SELECT run_id, snapshot_date, customers, k, silhouette, overall_churn_rate "
@@ -32,7 +32,12 @@ def collect(settings, run_id: str | None = None) -> dict:
 def render(s: dict) -> str:
     lines = []
     ev = s["events"]
-    if ev:
+    if ev and ev.get("kind") == "import":
+        w, p = ev["topics"]["web_events"], ev["topics"]["purchase_events"]
+        lines.append(f"import {ev['run_id']} ({ev['config']['mapping']}): {ev['customers']['final_rows']:,} customers, "
+                     f"web_events {w['valid']:,}, purchase_events {p['valid']:,} (revenue "
+                     f"{ev['purchase_events']['revenue']}); {ev['rejected']:,} rows rejected")
+    elif ev:
         cfg, w, p = ev["config"], ev["topics"]["web_events"], ev["topics"]["purchase_events"]
         lines.append(f"simulator run {ev['run_id']}: {cfg['customers']:,} customers (prefix {cfg['id_prefix']}, "
                      f"seed {cfg['seed']}), {cfg['days']:g} days from {cfg['start'][:10]}")

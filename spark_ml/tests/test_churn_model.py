@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 from spark_ml.churn import backtest, metrics, model, telco
@@ -136,3 +137,142 @@ def test_gbt_cross_validated_on_telco():
     assert gbt[("roc_auc", "mean")] >= 0.84
     assert gbt[("ece", "mean")] <= 0.05
     assert gbt[("roc_auc", "mean")] > summary.loc[("tenure", model.CALIBRATION), ("roc_auc", "mean")] + 0.05
+
+
+# ---- explanations (spark_ml.churn.explain, reasons) and money (revenue, campaign)
+
+def _mixed_frame(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Numeric with missing values, a category, and noise; churn driven by the first two."""
+    rng = np.random.default_rng(seed)
+    months = rng.integers(1, 72, n).astype(float)
+    months[rng.random(n) < 0.05] = np.nan
+    contract = pd.Categorical(rng.choice(["Month-to-month", "One year", "Two year"], n))
+    logit = 1.5 * (np.asarray(contract) == "Month-to-month") - 0.04 * np.nan_to_num(months, nan=30) + 0.5
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return pd.DataFrame({"tenure": months, "contract": contract, "noise": rng.normal(size=n)}), y
+
+
+def test_contributions_add_up_to_the_margin_of_the_calibrated_model():
+    from spark_ml.churn import explain
+    X, y = _mixed_frame()
+    fitted = model.gbt().fit(X[:400], y[:400])
+    shipped = model.calibrate(fitted, X[400:], y[400:])
+    base, phi = explain.contributions(shipped, X)  # explains the margin under the calibration
+    assert list(phi.columns) == list(X.columns) and phi.shape == X.shape
+    np.testing.assert_allclose(base + phi.sum(axis=1), fitted.decision_function(X), atol=1e-9)
+    # the calibrated ranking is the margin's: p(churn) never decreases as the margin grows
+    by_margin = np.argsort(fitted.decision_function(X))
+    assert np.all(np.diff(shipped.predict_proba(X)[by_margin, 1]) >= 0)
+
+
+def test_contributions_of_one_split_by_hand():
+    from spark_ml.churn import explain
+    X, y = _mixed_frame()
+    stump = HistGradientBoostingClassifier(max_iter=1, max_leaf_nodes=2, categorical_features="from_dtype",
+                                           early_stopping=False).fit(X, y)
+    (tree,), = stump._predictors
+    root, left, right = tree.nodes[0], tree.nodes[1], tree.nodes[2]
+    feature = X.columns[explain._original_columns(stump, X.shape[1])[root["feature_idx"]]]
+    mean = (left["count"] * left["value"] + right["count"] * right["value"]) / root["count"]
+    base, phi = explain.contributions(stump, X)
+    # one split: the split feature takes all of (leaf value − cover-weighted mean), every other feature 0
+    leaf = np.where(stump.decision_function(X) == stump._baseline_prediction.ravel()[0] + left["value"],
+                    left["value"], right["value"])
+    np.testing.assert_allclose(phi[feature], leaf - mean, atol=1e-12)
+    assert (phi.drop(columns=feature) == 0).all().all()
+    assert base == pytest.approx(stump._baseline_prediction.ravel()[0] + mean)
+
+
+def test_explain_refuses_other_models():
+    from spark_ml.churn import explain
+    X, y = _mixed_frame(200)
+    with pytest.raises(TypeError):
+        explain.contributions(model.logistic().fit(X, y), X)
+
+
+def test_top_reasons_are_positive_named_and_deterministic():
+    from spark_ml.churn import reasons
+    X = pd.DataFrame({"contract": pd.Categorical(["Month-to-month", "Two year"]), "tenure": [3, 40],
+                      "recency_days": [45, 2], "online_security": ["No", "Yes"]})
+    contrib = pd.DataFrame({"contract": [0.8, -0.9], "tenure": [0.5, -0.2],
+                            "recency_days": [0.5, 0.3], "online_security": [0.1, -0.1]})
+    r = reasons.top_reasons(contrib, X)
+    # tenure and recency tie at 0.5: column order decides
+    assert r.loc[0, ["reason_1", "reason_2", "reason_3"]].tolist() == [
+        "month-to-month contract", "tenure under 6 months", "no order in 45 days"]
+    assert r.loc[0, "contribution_1"] == 0.8 and r.loc[0, "n_reasons"] == 3
+    # one push toward churn: one reason, the protective features are not listed
+    assert r.loc[1, "reason_1"] == "no order in 2 days" and r.loc[1, "n_reasons"] == 1
+    assert r.loc[1, "reason_2"] is None and r.loc[1, "reason_3"] is None
+    assert r.equals(reasons.top_reasons(contrib, X))
+
+
+def test_phrases():
+    from spark_ml.churn import reasons
+    assert reasons.phrase("tenure", 5) == "tenure under 6 months"
+    assert reasons.phrase("tenure", 30) == "tenure over 2 years"
+    assert reasons.phrase("internet_service", "Fiber optic") == "fiber-optic internet"
+    assert reasons.phrase("tech_support", "No") == "no tech support"
+    assert reasons.phrase("payment_method", "Electronic check") == "pays by electronic check"
+    assert reasons.phrase("senior_citizen", 1) == "senior citizen"
+    assert reasons.phrase("total_charges", float("nan")) == "no bill yet"
+    assert reasons.phrase("monthly_charges", 95.5) == "monthly charges $90 or more"
+    assert reasons.phrase("days_since_last_login", 40) == "no login in 40 days"
+    assert reasons.phrase("sessions_30d", 0) == "sessions 30d: 0"  # no phrasing yet: words, not the raw name
+
+
+def test_telco_explanations():
+    from spark_ml.churn import explain, reasons
+    X, y = telco.load()
+    fitted = model.gbt().fit(X, y)
+    base, phi = explain.contributions(fitted, X)
+    np.testing.assert_allclose(base + phi.sum(axis=1), fitted.decision_function(X), atol=1e-9)
+    r = reasons.top_reasons(phi, X)
+    # customer 0: a month-to-month customer in their first month
+    assert {r.loc[0, "reason_1"], r.loc[0, "reason_2"]} == {"tenure under 6 months", "month-to-month contract"}
+    assert r.reason_1.value_counts().index[0] == "month-to-month contract"
+    named = r.filter(like="contribution_").stack()
+    assert (named > 0).all()
+
+
+def test_revenue_at_risk_arithmetic():
+    from spark_ml.churn import revenue
+    value = revenue.from_monthly([70.0, 20.0])
+    np.testing.assert_allclose(value, [840.0, 240.0])
+    np.testing.assert_allclose(revenue.at_risk([0.5, 0.1], value), [420.0, 24.0])
+    # 3 orders of 50 in 90 days = 1.0 order per 30.4375 days ... over 12 months
+    np.testing.assert_allclose(revenue.from_orders([50.0, np.nan], [3, 0]), [50 * 3 / 90 * 365.25, 0.0])
+    with pytest.raises(ValueError):
+        revenue.at_risk([1.2], [10.0])
+
+
+def test_campaign_by_hand():
+    from spark_ml.churn import campaign
+    p = np.array([0.9, 0.5, 0.2, 0.8, 0.05])
+    value = np.array([100.0, 400.0, 1000.0, 50.0, 100.0])
+    # at risk 90, 200, 200, 40, 5; × 0.5 − 10 = 35, 90, 90, 10, −7.5
+    c = campaign.simulate(p, value, budget=25, cost=10, effectiveness=0.5)
+    assert c.contacted.tolist() == [1, 2]  # two contacts affordable; the tie keeps row order
+    assert c.baseline_loss == pytest.approx(535)
+    assert c.churners_prevented == pytest.approx((0.5 + 0.2) * 0.5)
+    assert c.revenue_saved == pytest.approx(200) and c.cost == 20 and c.net == pytest.approx(180)
+    assert c.roi == pytest.approx(9.0)
+    # a big budget still skips the customer whose saving is negative
+    assert campaign.simulate(p, value, budget=1e6, cost=10, effectiveness=0.5).contacted.tolist() == [1, 2, 0, 3]
+    nothing = campaign.simulate(p, value, budget=5, cost=10, effectiveness=0.5)
+    assert nothing.contacts == 0 and nothing.roi is None and nothing.baseline_loss == pytest.approx(535)
+
+
+def test_campaign_is_optimal_within_budget():
+    import itertools
+
+    from spark_ml.churn import campaign
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        p, value = rng.random(8), rng.uniform(0, 500, 8)
+        budget, cost = rng.uniform(0, 100), rng.uniform(1, 30)
+        c = campaign.simulate(p, value, budget=budget, cost=cost, effectiveness=0.3)
+        assert c.cost <= budget + 1e-9
+        best = max(sum(p[i] * value[i] * 0.3 - cost for i in s)
+                   for r in range(9) for s in itertools.combinations(range(8), r) if r * cost <= budget)
+        assert c.net == pytest.approx(best)

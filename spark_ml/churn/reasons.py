@@ -1,0 +1,96 @@
+"""Top reasons per customer: the features that push the model's margin toward churn most, in words.
+
+A reason is a feature whose exact contribution (spark_ml.churn.explain) is positive, phrased from the
+customer's own value ("month-to-month contract", "tenure under 6 months", "no order in 45 days"), never a
+raw column name. Protective features (negative contributions) are never listed as reasons: a customer
+with fewer than `k` positive contributions gets fewer reasons, and `n_reasons` says how many.
+Deterministic: ties in contribution are broken by column order.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+TOP_K = 3
+# contributions are sums of float terms: anything below this is rounding, not a push toward churn
+MIN_CONTRIBUTION = 1e-9
+
+_YES_NO = {  # 0/1 columns: (phrase when 1, phrase when 0)
+    "female": ("female", "male"),
+    "senior_citizen": ("senior citizen", "not a senior citizen"),
+    "partner": ("has a partner", "no partner"),
+    "dependents": ("has dependents", "no dependents"),
+    "phone_service": ("has phone service", "no phone service"),
+    "paperless_billing": ("paperless billing", "paper billing"),
+}
+_ADD_ONS = {"online_security": "online security", "online_backup": "online backup",
+            "device_protection": "device protection", "tech_support": "tech support",
+            "streaming_tv": "TV streaming", "streaming_movies": "movie streaming"}
+_CATEGORIES = {
+    "contract": {"Month-to-month": "month-to-month contract", "One year": "one-year contract",
+                 "Two year": "two-year contract"},
+    "internet_service": {"Fiber optic": "fiber-optic internet", "DSL": "DSL internet", "No": "no internet service"},
+    "multiple_lines": {"Yes": "several phone lines", "No": "a single phone line", "No phone service": "no phone service"},
+}
+
+
+def _bucket(value: float, edges: list[tuple[float, str]], last: str) -> str:
+    """The phrase of the first edge the value is under, else `last` (fixed buckets keep wording stable)."""
+    return next((phrase for edge, phrase in edges if value < edge), last)
+
+
+def phrase(column: str, value) -> str:
+    """The analyst's words for one feature value of one customer."""
+    missing = value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+    if column in _YES_NO and not missing:
+        return _YES_NO[column][0 if int(value) == 1 else 1]
+    if column in _ADD_ONS:
+        if value == "No internet service":
+            return "no internet service"
+        return f"{'has' if value == 'Yes' else 'no'} {_ADD_ONS[column]}"
+    if column in _CATEGORIES and value in _CATEGORIES[column]:
+        return _CATEGORIES[column][value]
+    if column == "payment_method" and not missing:
+        return f"pays by {str(value).lower()}"
+    if column == "tenure" and not missing:  # months (Telco)
+        return _bucket(value, [(6, "tenure under 6 months"), (12, "tenure under a year"),
+                               (24, "tenure of 1-2 years")], "tenure over 2 years")
+    if column == "tenure_days" and not missing:  # the platform
+        return _bucket(value, [(30, "customer for under a month"), (180, "customer for under 6 months"),
+                               (365, "customer for under a year")], "customer for over a year")
+    if column == "monthly_charges" and not missing:  # buckets, so reasons can be counted across customers
+        return _bucket(value, [(30, "monthly charges under $30"), (60, "monthly charges $30-60"),
+                               (90, "monthly charges $60-90")], "monthly charges $90 or more")
+    if column == "total_charges":
+        return "no bill yet" if missing else _bucket(
+            value, [(500, "under $500 billed to date"), (2000, "$500-2,000 billed to date")], "over $2,000 billed to date")
+    if column == "recency_days":
+        return "no completed order yet" if missing else f"no order in {int(value)} days"
+    if column == "days_since_last_login":
+        return "never logged in" if missing else f"no login in {int(value)} days"
+    if column.startswith("orders_") and column.endswith("d") and not missing:
+        return f"{int(value)} orders in the last {column[7:-1]} days"
+    words = column.replace("_", " ")
+    return f"{words}: unknown" if missing else f"{words}: {value}"
+
+
+def top_reasons(contrib: pd.DataFrame, X: pd.DataFrame, k: int = TOP_K) -> pd.DataFrame:
+    """Per customer (rows of `contrib`, aligned with X): reason_1..k (phrase or None), their features and
+    contributions (margin units, log-odds), and n_reasons = how many of the k are real reasons."""
+    values = contrib.to_numpy()
+    # stable sort on −contribution: equal contributions keep column order, so the result is deterministic
+    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    rows = []
+    for i, cols in enumerate(order):
+        row = {}
+        for rank, c in enumerate(cols, start=1):
+            positive = values[i, c] > MIN_CONTRIBUTION
+            column = contrib.columns[c]
+            row[f"reason_{rank}"] = phrase(column, X.iat[i, X.columns.get_loc(column)]) if positive else None
+            row[f"feature_{rank}"] = column if positive else None
+            row[f"contribution_{rank}"] = float(values[i, c]) if positive else None
+        row["n_reasons"] = int((values[i] > MIN_CONTRIBUTION).sum().clip(max=k))
+        rows.append(row)
+    return pd.DataFrame(rows, index=contrib.index)
