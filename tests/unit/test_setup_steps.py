@@ -77,3 +77,14 @@ def test_summary_keeps_the_original_order_with_times():
     assert [s.key for s in setup.steps()][:2] == ["prerequisites", "env"]
     assert not any("compose" in s.label for s in setup.steps())      # built only where it is used
     assert all(set(s.needs) >= {"prerequisites", "env"} for s in setup.steps()[2:])
+
+
+def test_compose_plugin_is_built_on_demand_and_stamped(monkeypatch):
+    from stack import compose
+    built = []
+    monkeypatch.setattr(compose, "docker_compose_available", lambda: False)
+    monkeypatch.setattr(compose, "_stamped", lambda name, inputs, output, build: built.append((name, output)))
+    assert compose.compose_env() == {"DOCKER_CONFIG": str(compose.TOOLS / "docker")}
+    assert built == [("compose", compose.COMPOSE_PLUGIN)]
+    monkeypatch.setattr(compose, "docker_compose_available", lambda: True)
+    assert compose.compose_env() == {}
