@@ -10,7 +10,7 @@ UV := $(VENV)/bin/uv
 MARKERS ?= unit or integration or e2e
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status logs lint test test-unit bench demo clean lock
+.PHONY: help setup compose-check up down status logs lint test test-unit bench demo clean lock
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,6 +29,11 @@ $(VENV)/.synced: requirements/stack.lock
 
 setup: $(VENV)/.synced ## install everything the stack needs (idempotent; fast when nothing changed)
 	@$(STACK) setup
+
+# Builds the docker compose plugin from its pinned Go module only when `docker compose` is missing
+# (stamped like the set-up steps; ~2-4 min the first time); the unit tests validate compose the same way.
+compose-check: $(VENV)/.synced ## validate docker-compose.yml with `docker compose config` (builds the compose plugin if docker lacks it)
+	@$(STACK) compose-check
 
 up: setup ## start the services in dependency order and wait until healthy (s="kafka" for some)
 	@$(STACK) up $(s)

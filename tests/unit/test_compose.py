@@ -1,25 +1,13 @@
 """The compose stack mirrors the local one: same services, healthchecks, init ordering, one .env."""
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 import yaml
 
 from stack import config, services
-from stack.config import REPO, TOOLS
-from stack.setup import COMPOSE_PLUGIN, docker_compose_available
+from stack.compose import compose  # builds the compose plugin on first use when docker lacks it
 
 pytestmark = pytest.mark.unit
-
-
-def compose(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    if not docker_compose_available():  # use the plugin `make setup` built
-        assert COMPOSE_PLUGIN.exists(), "docker compose plugin missing: run `make setup`"
-        env["DOCKER_CONFIG"] = str(TOOLS / "docker")
-    return subprocess.run(["docker", "compose", *args], cwd=REPO, capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_compose_file_is_valid():
