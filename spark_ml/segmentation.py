@@ -663,7 +663,7 @@ def summary_table(metrics: dict) -> str:
     for seg in metrics["segments"]:
         churn = "" if seg["churn_rate"] is None else f"{seg['churn_rate']:.1%}"
         lines.append(f"  {seg['segment_id']:>2}  {seg['segment_name']:<20} {seg['size']:>7,}  {seg['share']:6.1%}  {churn}")
-    if metrics.get("churn"):
+    if metrics.get("churn") and metrics["churn"]["overall_rate"] is not None:   # None: no customer in the ground truth
         lines.append(f"  overall churn rate {metrics['churn']['overall_rate']:.1%}")
     if metrics.get("sklearn"):
         sk = metrics["sklearn"]
