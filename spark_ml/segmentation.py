@@ -27,6 +27,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,6 +163,7 @@ class Config:
     run_id: str | None = None
     previous: str | None = "latest"           # "latest", a run id, or None (fresh ids)
     write: bool = True                        # write Iceberg tables and MinIO artifacts
+    parallelism: int = 4                      # K-Means fits / silhouettes in flight at once (1 = sequential)
     extra: dict = field(default_factory=dict)
 
 
@@ -289,32 +291,77 @@ def in_feature_order(df):
             .drop("_feature_hash"))
 
 
-def fit_kmeans(X, k: int, cfg: Config):
-    """The lowest-cost of `cfg.n_init` K-Means fits (seeds seed, seed+1, ...), as scikit-learn's n_init:
-    one k-means|| start often ends in a poor local optimum (on the demo population one seed's k=3 had
-    silhouette 0.39 where the others found 0.49), and which start is poor depends on the seed."""
+def _pool(cfg: Config) -> ThreadPoolExecutor:
+    """Threads that submit Spark jobs concurrently. On small inputs a K-Means fit is dozens of tiny
+    one-task jobs whose time is mostly driver-side scheduling latency, so several fits in flight keep
+    local[2]'s cores busy. Each fit's result does not depend on what else runs: its input is one cached,
+    fixed-order partition, and every reduction in it is over that one partition."""
+    return ThreadPoolExecutor(max_workers=max(1, cfg.parallelism), thread_name_prefix="kmeans")
+
+
+def _kmeans(k: int, seed: int, cfg: Config):
     from pyspark.ml.clustering import KMeans
 
-    fits = [KMeans(k=k, seed=cfg.seed + i, maxIter=cfg.max_iter, tol=cfg.tol, featuresCol="features",
-                   predictionCol="cluster", initMode="k-means||").fit(X) for i in range(cfg.n_init)]
+    return KMeans(k=k, seed=seed, maxIter=cfg.max_iter, tol=cfg.tol, featuresCol="features",
+                  predictionCol="cluster", initMode="k-means||")
+
+
+def _lowest_cost(fits: list):
+    # min() keeps the first of equal costs, i.e. the lowest seed: the same start wins as when the fits ran
+    # one after another
     return min(fits, key=lambda m: m.summary.trainingCost)
 
 
+def fit_kmeans(X, k: int, cfg: Config, pool: ThreadPoolExecutor | None = None):
+    """The lowest-cost of `cfg.n_init` K-Means fits (seeds seed, seed+1, ...), as scikit-learn's n_init:
+    one k-means|| start often ends in a poor local optimum (on the demo population one seed's k=3 had
+    silhouette 0.39 where the others found 0.49), and which start is poor depends on the seed. The starts
+    run concurrently in `pool` (or a pool of cfg.parallelism threads)."""
+    own = pool is None
+    pool = pool or _pool(cfg)
+    try:
+        fits = [pool.submit(_kmeans(k, cfg.seed + i, cfg).fit, X) for i in range(cfg.n_init)]
+        return _lowest_cost([f.result() for f in fits])
+    finally:
+        if own:
+            pool.shutdown()
+
+
 def search_k(X, cfg: Config) -> tuple[int, list[dict], dict]:
+    """Every k's n_init fits, then every k's silhouette, each from a pool of cfg.parallelism threads
+    (1 = one after another, as before). The same fits and the same choice either way (tested:
+    test_concurrent_k_search_is_bit_identical_to_sequential)."""
     from pyspark.ml.evaluation import ClusteringEvaluator
 
     evaluator = ClusteringEvaluator(featuresCol="features", predictionCol="cluster", metricName="silhouette",
                                     distanceMeasure="squaredEuclidean")
-    curve, models = [], {}
-    for k in range(cfg.k_min, cfg.k_max + 1):
+    ks = range(cfg.k_min, cfg.k_max + 1)
+
+    def timed_fit(k: int, seed: int):
         t0 = time.perf_counter()
-        model = fit_kmeans(X, k, cfg)
-        fit_s = time.perf_counter() - t0
-        silhouette = evaluator.evaluate(model.transform(X))
-        curve.append({"k": k, "silhouette": round(silhouette, 5), "training_cost": round(model.summary.trainingCost, 3),
-                      "iterations": model.summary.numIter, "named_segments": named_segments(model.clusterCenters()),
-                      "fit_seconds": round(fit_s, 3), "seconds": round(time.perf_counter() - t0, 3)})
-        models[k] = model
+        model = _kmeans(k, seed, cfg).fit(X)
+        return model, time.perf_counter() - t0
+
+    def silhouette(model):
+        t0 = time.perf_counter()
+        return evaluator.evaluate(model.transform(X)), time.perf_counter() - t0
+
+    # fit_seconds / seconds: with concurrent fits, the fits' own durations added up (not wall time)
+    with _pool(cfg) as pool:
+        fits = {k: [pool.submit(timed_fit, k, cfg.seed + i) for i in range(cfg.n_init)] for k in ks}
+        models, fit_s = {}, {}
+        for k in ks:
+            done = [f.result() for f in fits[k]]
+            models[k] = _lowest_cost([m for m, _ in done])
+            fit_s[k] = sum(s for _, s in done)
+        sil = {k: pool.submit(silhouette, models[k]) for k in ks}
+        curve = []
+        for k in ks:
+            value, sil_s = sil[k].result()
+            model = models[k]
+            curve.append({"k": k, "silhouette": round(value, 5), "training_cost": round(model.summary.trainingCost, 3),
+                          "iterations": model.summary.numIter, "named_segments": named_segments(model.clusterCenters()),
+                          "fit_seconds": round(fit_s[k], 3), "seconds": round(fit_s[k] + sil_s, 3)})
     return pick_k(curve, cfg.silhouette_tolerance), curve, models
 
 
@@ -433,14 +480,30 @@ def run(spark, cfg: Config) -> dict:
     n = df.count()
     if n < cfg.k_max * 10:
         raise RuntimeError(f"only {n} customers for snapshot {snapshot_date}; need at least {cfg.k_max * 10}")
+    timings["load_seconds"] = round(time.perf_counter() - t0, 3)
     prep = _prep_pipeline().fit(df)
     X = prep.transform(df).select(features.KEY, "snapshot_date", "features", *features.PROFILE_FEATURES).cache()
     X.count()
-    timings["prepare_seconds"] = round(time.perf_counter() - t0, 3)
+    timings["prepare_seconds"] = round(time.perf_counter() - t0, 3)   # load + imputer/scaler fit + transform
 
     t0 = time.perf_counter()
     k, curve, kmeans, search = choose_k(X, n, cfg)
     timings["k_search_seconds"] = round(time.perf_counter() - t0, 3)
+
+    # Independent of everything below, so run alongside it: the scikit-learn check, and saving + uploading
+    # the PipelineModel (metrics.json, written after both, still records them; latest.json still goes last).
+    side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="segment-side")
+
+    def timed(key: str, fn, *args):
+        t = time.perf_counter()
+        out = fn(*args)
+        timings[key] = round(time.perf_counter() - t, 3)
+        return out
+
+    sk_future = side.submit(timed, "sklearn_seconds", sklearn_comparison, X, k, cfg.seed, cfg.sklearn_sample,
+                            kmeans) if cfg.sklearn_sample else None
+    model_future = (side.submit(timed, "model_save_seconds", save_model, PipelineModel(stages=[*prep.stages, kmeans]),
+                                run_id) if cfg.write else None)
     scaler = prep.stages[-1]
     mean, std = np.array(scaler.mean.toArray()), np.array(scaler.std.toArray())
     std = np.where(std == 0, 1.0, std)
@@ -500,8 +563,9 @@ def run(spark, cfg: Config) -> dict:
     profiles_df = spark.createDataFrame(profiles, prof_schema)
 
     t0 = time.perf_counter()
-    sk = sklearn_comparison(X, k, cfg.seed, cfg.sklearn_sample, kmeans) if cfg.sklearn_sample else None
-    timings["sklearn_seconds"] = round(time.perf_counter() - t0, 3)
+    sk = sk_future.result() if sk_future else None
+    timings.setdefault("sklearn_seconds", 0.0)
+    timings["sklearn_wait_seconds"] = round(time.perf_counter() - t0, 3)   # what it still cost after overlapping
 
     metrics = {
         "run_id": run_id, "snapshot_date": snapshot_date, "customers": n, "k": k,
@@ -528,9 +592,10 @@ def run(spark, cfg: Config) -> dict:
         metrics["iceberg"] = write_iceberg(spark, segments, profiles_df, run_id)
         timings["iceberg_write_seconds"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
-        model = PipelineModel(stages=[*prep.stages, kmeans])
-        metrics["model_uri"] = save_artifacts(model, metrics, state, run_id)
-        timings["artifacts_seconds"] = round(time.perf_counter() - t0, 3)
+        uri, files = model_future.result()
+        metrics["model_uri"] = save_artifacts(uri, files, metrics, state, run_id)
+        timings["artifacts_seconds"] = round(time.perf_counter() - t0, 3)   # after the overlapped model save
+    side.shutdown()
     timings["total_seconds"] = round(time.perf_counter() - t_start, 3)
     metrics["_scored"] = scored  # for callers in the same process (tests, benchmark); not serialised
     for frame in (df, X):
@@ -562,17 +627,23 @@ def write_iceberg(spark, segments, profiles_df, run_id: str) -> dict:
     return out
 
 
-def save_artifacts(model, metrics: dict, state: dict, run_id: str) -> str:
-    """PipelineModel (saved locally, uploaded), metrics.json, segments.json; then latest.json → this run."""
+def save_model(model, run_id: str) -> tuple[str, int]:
+    """The PipelineModel, saved locally and uploaded under the run's prefix. Returns (uri, files)."""
     s = lake.settings()
-    client, bucket, prefix = lake.minio(s), s["MINIO_BUCKET"], f"{lake.MODELS_PREFIX}/{run_id}"
+    prefix = f"{lake.MODELS_PREFIX}/{run_id}"
     tmp = Path(tempfile.mkdtemp(prefix="segmentation-", dir=lake.data_dir()))
     try:
         model.write().overwrite().save(str(tmp / "model"))
         files = upload_dir(tmp / "model", f"{prefix}/model")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    uri = f"s3://{bucket}/{prefix}/model"
+    return f"s3://{s['MINIO_BUCKET']}/{prefix}/model", files
+
+
+def save_artifacts(uri: str, files: int, metrics: dict, state: dict, run_id: str) -> str:
+    """metrics.json, segments.json next to the saved model (save_model); then latest.json → this run."""
+    s = lake.settings()
+    client, bucket, prefix = lake.minio(s), s["MINIO_BUCKET"], f"{lake.MODELS_PREFIX}/{run_id}"
     metrics["model_files"] = files
     _put_json(client, bucket, f"{prefix}/metrics.json", {k: v for k, v in metrics.items() if not k.startswith("_")}
               | {"model_uri": uri})
@@ -592,7 +663,7 @@ def summary_table(metrics: dict) -> str:
     for seg in metrics["segments"]:
         churn = "" if seg["churn_rate"] is None else f"{seg['churn_rate']:.1%}"
         lines.append(f"  {seg['segment_id']:>2}  {seg['segment_name']:<20} {seg['size']:>7,}  {seg['share']:6.1%}  {churn}")
-    if metrics.get("churn"):
+    if metrics.get("churn") and metrics["churn"]["overall_rate"] is not None:   # None: no customer in the ground truth
         lines.append(f"  overall churn rate {metrics['churn']['overall_rate']:.1%}")
     if metrics.get("sklearn"):
         sk = metrics["sklearn"]
