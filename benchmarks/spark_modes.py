@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ hand_over("pyspark", __file__)
 import pyspark  # noqa: E402
 
 from spark_ml import features, lake, segmentation  # noqa: E402
+from stack import net  # noqa: E402
 
 SPARK_HOME = Path(pyspark.__file__).parent
 MASTER_URL = "spark://127.0.0.1:7077"
@@ -106,9 +106,8 @@ def wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 180
     while time.monotonic() - t0 < timeout:
         if proc.poll() is not None:
             raise SystemExit(f"error: a Spark service exited ({proc.returncode}); see {log}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return time.monotonic() - t0
+        if net.port_open(port):
+            return time.monotonic() - t0
         time.sleep(0.2)
     raise SystemExit(f"error: nothing listens on 127.0.0.1:{port} after {timeout:.0f}s; see {log}")
 
@@ -170,7 +169,7 @@ def connect_server(stack: ExitStack, work: Path) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--customers", type=int, default=700, help="synthetic customers (the demo has ~700)")
+    parser.add_argument("--customers", type=int, default=700, help="synthetic customers")
     parser.add_argument("--runs", type=int, default=3, help="runs per mode")
     parser.add_argument("--modes", default="local,warm,standalone,connect")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
