@@ -42,7 +42,7 @@ def _segment(args) -> dict:
     cfg = segmentation.Config(k_min=args.k_min, k_max=args.k_max, seed=args.seed, n_init=args.n_init, ground_truth=truth,
                               snapshot_date=args.snapshot_date, sklearn_sample=args.sklearn_sample,
                               search_sample=args.search_sample)
-    spark = lake.spark_session("spark_ml.segment")
+    spark = lake.spark_session("spark_ml.segment", connect=args.connect)
     try:
         metrics = segmentation.run(spark, cfg)
     finally:
@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="write to scope NAME's own Iceberg namespaces, ClickHouse database and MinIO prefix")
     parser.add_argument("--synthetic", type=int, default=0, metavar="N",
                         help="export N generated customers instead of the ClickHouse mart")
+    parser.add_argument("--connect", action="store_true",
+                        help="run on the stack's Spark Connect server (SPARK_CONNECT_URL) instead of a Spark "
+                             "started in this process")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--ground-truth", default=None,
                         help="churn ground truth CSV (default: DATA_DIR/simulator/churn_ground_truth.csv if present)")

@@ -126,21 +126,29 @@ def spark_catalog_conf(s: Settings, name: str = CATALOG, jdbc_uri: str | None = 
     }
 
 
-def spark_session(app: str = "spark_ml", driver_memory: str | None = None, shuffle_partitions: int = 4):
-    """Local Spark (local[2]) with the Iceberg catalog `lakehouse` = the same JDBC catalog pyiceberg uses."""
+def spark_session(app: str = "spark_ml", driver_memory: str | None = None, shuffle_partitions: int = 4,
+                  connect: bool = False):
+    """A Spark session with the Iceberg catalog `lakehouse` = the same JDBC catalog pyiceberg uses.
+
+    connect=False: Spark inside this process, on SPARK_MASTER (local[2]): a JVM start and warm-up per call.
+    connect=True: a session on the stack's Spark Connect server (SPARK_CONNECT_URL, stack/spark.py), a
+    long-lived driver; the catalog's settings, credentials included, are this session's own.
+    """
+    s = settings()
+    if connect:
+        return _connect_session(s, shuffle_partitions)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # bind the driver to loopback, like every service here
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    s = settings()
     local_dir = s.data_dir / "spark" / "tmp"   # shuffle and spill files
     local_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("SPARK_LOCAL_DIRS", str(local_dir))
     builder = (
         SparkSession.builder.appName(app)
-        .master(os.environ.get("SPARK_MASTER", "local[2]"))
-        .config("spark.driver.memory", driver_memory or os.environ.get("SPARK_DRIVER_MEMORY", "3g"))
+        .master(os.environ.get("SPARK_MASTER") or s["SPARK_MASTER"])
+        .config("spark.driver.memory", driver_memory or os.environ.get("SPARK_DRIVER_MEMORY") or s["SPARK_DRIVER_MEMORY"])
         .config("spark.jars", ",".join(spark_jars()))
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.ui.enabled", "false")
@@ -153,6 +161,24 @@ def spark_session(app: str = "spark_ml", driver_memory: str | None = None, shuff
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def _connect_session(s: Settings, shuffle_partitions: int):
+    from pyspark.sql import SparkSession
+
+    # the client sends the token as a bearer header; without TLS it only does so to a host named localhost
+    os.environ["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = s["SPARK_CONNECT_TOKEN"]
+    try:
+        spark = SparkSession.builder.remote(s["SPARK_CONNECT_URL"]).getOrCreate()
+        spark.conf.set("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        for key, value in spark_catalog_conf(s).items():
+            spark.conf.set(key, value)
+    except Exception as exc:  # noqa: BLE001 - gRPC errors carry pages of detail; one line says what to do
+        if "UNAVAILABLE" in str(exc) or "Connection refused" in str(exc):
+            raise RuntimeError(f"no Spark Connect server answers at {s['SPARK_CONNECT_URL']}; "
+                               "start it with `make up s=spark`") from None
+        raise
     return spark
 
 

@@ -503,7 +503,7 @@ def run(spark, cfg: Config) -> dict:
     sk_future = side.submit(timed, "sklearn_seconds", sklearn_comparison, X, k, cfg.seed, cfg.sklearn_sample,
                             kmeans) if cfg.sklearn_sample else None
     model_future = (side.submit(timed, "model_save_seconds", save_model, PipelineModel(stages=[*prep.stages, kmeans]),
-                                run_id) if cfg.write else None)
+                                run_id, spark) if cfg.write else None)
     scaler = prep.stages[-1]
     mean, std = np.array(scaler.mean.toArray()), np.array(scaler.std.toArray())
     std = np.where(std == 0, 1.0, std)
@@ -627,8 +627,13 @@ def write_iceberg(spark, segments, profiles_df, run_id: str) -> dict:
     return out
 
 
-def save_model(model, run_id: str) -> tuple[str, int]:
-    """The PipelineModel, saved locally and uploaded under the run's prefix. Returns (uri, files)."""
+def save_model(model, run_id: str, spark) -> tuple[str, int]:
+    """The PipelineModel, saved locally and uploaded under the run's prefix. Returns (uri, files).
+
+    Under Spark Connect the server writes the files, so `--connect` needs a server on this machine (the
+    stack's); pyspark.ml's writer looks the session up per thread there, and this runs in a side thread."""
+    if hasattr(type(spark), "_set_default_and_active_session"):    # a Spark Connect session
+        type(spark)._set_default_and_active_session(spark)
     s = lake.settings()
     prefix = f"{lake.MODELS_PREFIX}/{run_id}"
     tmp = Path(tempfile.mkdtemp(prefix="segmentation-", dir=lake.data_dir()))

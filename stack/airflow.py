@@ -170,9 +170,10 @@ def service(settings: Settings) -> Service:
 
 
 def _scheduler(settings: Settings) -> Service:
-    # the scheduler runs streaming_health at once: start it only after what that DAG checks and repairs
+    # the scheduler runs streaming_health at once: start it only after what that DAG checks and repairs,
+    # and after the Spark Connect server the pipeline's segment task runs on
     return _service(settings, "scheduler", ["scheduler", "--skip-serve-logs"], "scheduler",
-                    depends_on=("airflow-api-server", "flink-taskmanager", "cdc-sink", "minio"))
+                    depends_on=("airflow-api-server", "flink-taskmanager", "cdc-sink", "minio", "spark"))
 
 
 def _dag_processor(settings: Settings) -> Service:

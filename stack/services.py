@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from graphlib import TopologicalSorter
 
-from stack import airflow, cdc_sink, clickhouse, connect, flink, kafka, minio, postgres, superset
+from stack import airflow, cdc_sink, clickhouse, connect, flink, kafka, minio, postgres, spark, superset
 from stack.config import Settings
 from stack.errors import StackError
 from stack.service import Service
 
-MODULES = (postgres, kafka, connect, minio, clickhouse, cdc_sink, flink, flink.taskmanager, superset,
+MODULES = (postgres, kafka, connect, minio, clickhouse, cdc_sink, flink, flink.taskmanager, spark, superset,
            airflow, airflow.scheduler, airflow.dag_processor, airflow.triggerer)
 
 

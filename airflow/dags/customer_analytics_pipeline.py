@@ -1,8 +1,8 @@
 """customer_analytics_pipeline: the batch side of the platform, every 6 hours.
 
 check_cdc_freshness (dbt source freshness of the ClickHouse CDC mirror: a stale mirror stops the run)
--> fix_cutoff (dbt/cutoff.py: the run's frozen copy of the mirror; every dbt process of the run reads it,
-so events that keep arriving belong to the next run)
+and, alongside it, fix_cutoff (dbt/cutoff.py: the run's frozen copy of the mirror; every dbt process of
+the run reads it, so events that keep arriving belong to the next run)
 -> dbt_build (astronomer-cosmos, watcher mode: ONE `dbt build` of all models and tests in dbt's own
 environment, and per model a `run` and a `test` task that follow its results and can be retried alone;
 each `run` task emits the model's table as an asset, so lineage shows in the UI)
@@ -98,7 +98,8 @@ def customer_analytics_pipeline():
     def export_features() -> str:
         return spark_ml("export")
 
-    chain(check_cdc_freshness(), cutoff, dbt_build, export_features(), segmentation_tasks())
+    # the freshness check and the cutoff are independent: side by side; dbt_build needs both to succeed
+    chain([check_cdc_freshness(), cutoff], dbt_build, export_features(), segmentation_tasks())
 
 
 customer_analytics_pipeline()

@@ -77,11 +77,12 @@ def test_pipeline_order_and_dbt_tasks_per_model(dagbag):
     assert runs == tests == DBT_MODELS
     for model in DBT_MODELS:
         assert dag.get_task(f"dbt_build.{model}.test").upstream_task_ids == {f"dbt_build.{model}.run"}
-    # freshness, then the run's cutoff, then the producer and the dbt roots; then a linear chain
-    assert dag.get_task("fix_cutoff").upstream_task_ids == {"check_cdc_freshness"}
-    assert {t.task_id for t in dag.get_task("fix_cutoff").downstream_list} == {
-        "dbt_build.dbt_producer_watcher", "dbt_build.stg_customers.run", "dbt_build.stg_web_events.run",
-        "dbt_build.stg_purchase_events.run"}
+    # freshness and the run's cutoff side by side, both before the producer and the dbt roots; then a chain
+    assert dag.get_task("fix_cutoff").upstream_task_ids == dag.get_task("check_cdc_freshness").upstream_task_ids == set()
+    for first in ("fix_cutoff", "check_cdc_freshness"):
+        assert {t.task_id for t in dag.get_task(first).downstream_list} == {
+            "dbt_build.dbt_producer_watcher", "dbt_build.stg_customers.run", "dbt_build.stg_web_events.run",
+            "dbt_build.stg_purchase_events.run"}
     dbt_leaves = {t.task_id for t in dag.tasks if t.task_id.startswith("dbt_build.")
                   and not any(d.task_id.startswith("dbt_build.") for d in t.downstream_list)}
     assert dag.get_task("export_features").upstream_task_ids == dbt_leaves

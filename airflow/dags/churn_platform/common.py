@@ -26,6 +26,10 @@ SPARK_POOL = "spark"
 PLATFORM_POSTGRES = "platform_postgres"
 
 PIPELINE_DAG_ID = "customer_analytics_pipeline"
+# how the segment task reaches Spark: "connect" = the stack's long-lived Spark Connect driver (stack/spark.py,
+# no Spark start-up per run); "local" = a Spark inside the task (compose's Airflow: Spark Connect sends its
+# token without TLS only to a host named localhost)
+SPARK_MODE = os.environ.get("PLATFORM_SPARK_MODE", "connect")
 # the customer features exported to Iceberg (spark_ml export): what segmentation reads
 CUSTOMER_FEATURES = Asset(name="iceberg_customer_features", uri="iceberg://lakehouse/marts/customer_features",
                           group="lakehouse")
@@ -99,7 +103,7 @@ def segmentation_tasks():
 
     @task.bash(cwd=str(REPO), pool=SPARK_POOL)
     def segment() -> str:
-        return spark_ml("segment")
+        return spark_ml("segment --connect" if SPARK_MODE == "connect" else "segment")
 
     @task.bash(cwd=str(REPO), outlets=[CUSTOMER_SEGMENTS])
     def load_segments() -> str:

@@ -1,0 +1,113 @@
+"""Spark Connect: one long-lived Spark driver that the batch's Spark jobs reach over gRPC.
+
+Started from the pinned pyspark distribution in the spark virtualenv (its bin/spark-submit and
+jars; the Iceberg runtime and S3FileIO jars from .tools/jvm/spark), bound to 127.0.0.1. A job is a
+thin client (`python -m spark_ml segment --connect`, spark_ml/lake.py): it skips the JVM start and
+warm-up that a new local Spark pays on every Airflow task (make bench b=spark_modes).
+
+The driver runs on SPARK_MASTER: local[2] by default; spark://host:7077 or another cluster manager
+moves the work to a cluster and changes nothing else. Clients authenticate with SPARK_CONNECT_TOKEN
+(from .env; the server reads it from its environment, so it is in no command line). The server
+holds no other credential: each client session sets its own Iceberg catalog settings.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from stack import jvm
+from stack.config import TOOLS, Settings
+from stack.errors import ConfigError, StackError
+from stack.net import port_open
+from stack.service import Service
+
+VENV = TOOLS / "venvs" / "spark"
+JARS = jvm.JVM_DIR / "spark"          # Iceberg Spark runtime, iceberg-aws-bundle, PostgreSQL JDBC
+SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+# one line per task at INFO would cost CPU on a 2-core machine
+LOG4J = """rootLogger.level = warn
+rootLogger.appenderRef.stdout.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yyyy-MM-dd HH:mm:ss,SSS} %p %c{1}: %m%n
+logger.connect.name = org.apache.spark.sql.connect.service.SparkConnectServer
+logger.connect.level = info
+"""
+
+
+def spark_home() -> Path:
+    found = sorted(VENV.glob("lib/python3*/site-packages/pyspark"))
+    if not found or not (found[0] / "bin" / "spark-submit").exists():
+        raise StackError(f"PySpark not found in {VENV}; run `make setup` (builds it from requirements/spark.lock)")
+    return found[0]
+
+
+def connect_port(settings: Settings) -> int:
+    url = settings["SPARK_CONNECT_URL"]
+    parsed = urlparse(url)
+    if parsed.scheme != "sc" or not parsed.hostname:
+        raise ConfigError(f"SPARK_CONNECT_URL={url!r} must look like sc://localhost:15002; fix it in .env")
+    return parsed.port or 15002
+
+
+def server_conf(settings: Settings) -> dict[str, str]:
+    """The server's Spark settings: what every session shares (the catalog is set per session)."""
+    return {
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(connect_port(settings)),
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.memory": settings["SPARK_DRIVER_MEMORY"],
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.jars": ",".join(sorted(str(p) for p in JARS.glob("*.jar"))),
+        "spark.ui.enabled": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": "4",
+        "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+        # sessions of clients that died without closing are released after 10 min, not the default hour
+        "spark.connect.session.manager.defaultSessionTimeout": "10m",
+    }
+
+
+def service(settings: Settings) -> Service:
+    port = connect_port(settings)
+    conf_dir = settings.data_dir / "spark" / "conf"
+
+    def prepare() -> None:
+        conf_dir.mkdir(parents=True, exist_ok=True)
+        (settings.data_dir / "spark" / "tmp").mkdir(parents=True, exist_ok=True)
+        (conf_dir / "log4j2.properties").write_text(LOG4J)
+        if not any("iceberg-spark-runtime" in p.name for p in JARS.glob("*.jar")):
+            raise StackError(f"the Iceberg jars are missing from {JARS}; run `make setup`")
+
+    home = _home_or_placeholder()
+    command = [str(home / "bin" / "spark-submit"), "--class", SERVER_CLASS, "--name", "spark-connect",
+               "--master", settings["SPARK_MASTER"]]
+    for key, value in server_conf(settings).items():
+        command += ["--conf", f"{key}={value}"]
+    return Service(
+        name="spark",
+        port=port,
+        port_setting="SPARK_CONNECT_URL",
+        url=settings["SPARK_CONNECT_URL"],
+        command=[*command, "spark-internal"],
+        # the gRPC port opens only once the driver (its SparkContext) is up
+        healthy=lambda: port_open(port),
+        prepare=prepare,
+        environment={"SPARK_HOME": str(home), "SPARK_CONF_DIR": str(conf_dir), "SPARK_LOCAL_IP": "127.0.0.1",
+                     "SPARK_LOCAL_DIRS": str(settings.data_dir / "spark" / "tmp"),
+                     "PYSPARK_PYTHON": str(VENV / "bin" / "python"),
+                     "SPARK_CONNECT_AUTHENTICATE_TOKEN": settings["SPARK_CONNECT_TOKEN"]},
+        details=lambda: f"master {settings['SPARK_MASTER']}; clients: SPARK_CONNECT_TOKEN in .env",
+        stop_wait_seconds=30,
+    )
+
+
+def _home_or_placeholder() -> Path:
+    # the service list is built before `make setup` has run (e.g. `make down` on a fresh clone)
+    try:
+        return spark_home()
+    except StackError:
+        return VENV / "pyspark"
