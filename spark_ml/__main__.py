@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -44,7 +45,8 @@ def _segment(args) -> dict:
                               search_sample=args.search_sample)
     spark = lake.spark_session("spark_ml.segment", connect=args.connect)
     try:
-        metrics = segmentation.run(spark, cfg)
+        with lake.connect_safe_gc() if args.connect else contextlib.nullcontext():
+            metrics = segmentation.run(spark, cfg)
     finally:
         spark.stop()
     metrics.pop("_scored", None)

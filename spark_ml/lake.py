@@ -8,8 +8,10 @@ with pyarrow's S3FileSystem, Spark with Iceberg's S3FileIO (iceberg-aws-bundle),
 """
 from __future__ import annotations
 
+import gc
 import os
 import sys
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote_plus
@@ -162,6 +164,25 @@ def spark_session(app: str = "spark_ml", driver_memory: str | None = None, shuff
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+@contextmanager
+def connect_safe_gc():
+    """No cyclic garbage collection inside; what it would have freed is freed on the way out.
+
+    pyspark 4.1's Spark Connect client deletes a fitted model on the server from the model's finalizer. When
+    the cyclic GC runs that finalizer in the middle of another gRPC call of the same thread, the new call
+    waits for the channel's event thread, which waits for the lock the outer call holds: the segment task
+    hung for good there (py-spy: StandardScalerModel.mean -> _next -> GC -> release_ref -> _next). Run
+    from here instead, the finalizers' calls are ordinary calls."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.collect()
 
 
 def _connect_session(s: Settings, shuffle_partitions: int):

@@ -1,0 +1,89 @@
+"""The stack's Spark Connect server (stack/spark.py), through real pyspark clients in the spark venv:
+it answers only on 127.0.0.1 and only with the token, a client session reaches the Iceberg catalog
+with its own settings, and the server process carries no credential on its command line or in the
+settings a fresh session can read."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+
+import psutil
+import pytest
+
+from stack import lifecycle, services, spark
+from stack.config import REPO
+from stack.supervisor import Supervisor
+from tests.conftest import run_stack
+
+pytestmark = pytest.mark.integration
+SPARK_PY = REPO / ".tools" / "venvs" / "spark" / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def spark_up(settings):
+    needed = services.select(services.all_services(settings), ["spark"])
+    if not all(row.healthy for row in lifecycle.rows(settings, needed)):
+        run_stack("up", "spark")
+    return settings
+
+
+def client(code: str, token: str | None = "settings") -> subprocess.CompletedProcess:
+    """Run `code` in a new spark-venv process (a Connect client leaves pyspark in remote mode for good, so
+    it gets a process of its own); `spark` is a session made by spark_ml.lake, or by hand without a token."""
+    if token == "settings":
+        prelude = "from spark_ml import lake\nspark = lake.spark_session(connect=True)\n"
+    else:
+        prelude = ("import os\nfrom pyspark.sql import SparkSession\nfrom spark_ml import lake\n"
+                   "os.environ.pop('SPARK_CONNECT_AUTHENTICATE_TOKEN', None)\n"
+                   + (f"os.environ['SPARK_CONNECT_AUTHENTICATE_TOKEN'] = {token!r}\n" if token else "")
+                   + "spark = SparkSession.builder.remote(lake.settings()['SPARK_CONNECT_URL']).getOrCreate()\n")
+    script = prelude + "try:\n" + "".join(f"    {line}\n" for line in code.splitlines()) + "finally:\n    spark.stop()\n"
+    return subprocess.run([str(SPARK_PY), "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+
+
+def server_process(settings) -> psutil.Process:
+    pid = Supervisor(settings).info("spark")["pid"]
+    java = [p for p in psutil.Process(pid).children(recursive=True) + [psutil.Process(pid)] if p.name() == "java"]
+    assert len(java) == 1, java
+    return java[0]
+
+
+def test_listens_on_loopback_only(spark_up):
+    port = spark.connect_port(spark_up)
+    listening = [c.laddr for c in server_process(spark_up).net_connections("tcp")
+                 if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+    addresses = [ipaddress.ip_address(a.ip) for a in listening]
+    # the JVM listens on an IPv6 socket: 127.0.0.1 shows as ::ffff:127.0.0.1
+    assert [str(getattr(a, "ipv4_mapped", None) or a) for a in addresses] == ["127.0.0.1"], listening
+
+
+def test_a_client_with_the_token_reaches_the_lakehouse_catalog(spark_up):
+    out = client('import json\n'
+                 'print(json.dumps([spark.sql("SELECT 40 + 2 AS x").first()["x"],\n'
+                 '                  spark.conf.get("spark.sql.catalog.lakehouse"),\n'
+                 '                  spark.sql("SHOW NAMESPACES IN lakehouse").count() >= 0]))')
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [42, "org.apache.iceberg.spark.SparkCatalog", True]
+
+
+@pytest.mark.parametrize("token", [None, "not-the-token"])
+def test_a_client_without_the_right_token_is_refused(spark_up, token):
+    out = client('spark.sql("SELECT 1").collect()', token=token)
+    assert out.returncode != 0
+    assert "UNAUTHENTICATED" in out.stderr or "Invalid authentication token" in out.stderr, out.stderr[-2000:]
+
+
+def test_the_server_holds_no_credential(spark_up):
+    secrets = {name: spark_up[name] for name in ("SPARK_CONNECT_TOKEN", "POSTGRES_ICEBERG_PASSWORD",
+                                                 "MINIO_ROOT_PASSWORD", "POSTGRES_PASSWORD")}
+    cmdline = " ".join(server_process(spark_up).cmdline())
+    assert [name for name, value in secrets.items() if value in cmdline] == []
+    # a fresh session (no catalog settings of its own) sees no catalog credential among the server's settings
+    out = client('import json\n'
+                 'print(json.dumps({r[0]: r[1] for r in spark.sql("SET -v").collect() + spark.sql("SET").collect()}))', token=spark_up["SPARK_CONNECT_TOKEN"])
+    assert out.returncode == 0, out.stderr[-2000:]
+    shown = out.stdout.strip().splitlines()[-1]
+    assert [name for name, value in secrets.items() if value in shown] == []
+    assert "spark.sql.catalog.lakehouse" not in json.loads(shown)
