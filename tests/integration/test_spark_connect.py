@@ -81,8 +81,8 @@ def test_the_server_holds_no_credential(spark_up):
     cmdline = " ".join(server_process(spark_up).cmdline())
     assert [name for name, value in secrets.items() if value in cmdline] == []
     # a fresh session (no catalog settings of its own) sees no catalog credential among the server's settings
-    out = client('import json\n'
-                 'print(json.dumps({r[0]: r[1] for r in spark.sql("SET -v").collect() + spark.sql("SET").collect()}))', token=spark_up["SPARK_CONNECT_TOKEN"])
+    settings_code = 'print(json.dumps({r[0]: r[1] for r in spark.sql("SET -v").collect() + spark.sql("SET").collect()}))'
+    out = client("import json\n" + settings_code, token=spark_up["SPARK_CONNECT_TOKEN"])
     assert out.returncode == 0, out.stderr[-2000:]
     shown = out.stdout.strip().splitlines()[-1]
     assert [name for name, value in secrets.items() if value in shown] == []
