@@ -58,7 +58,11 @@ def live_runs(stack_up, simulated_population, tmp_path_factory):
     stream = subprocess.Popen(
         [sys.executable, "-m", "simulators", "events", "--mode", "live", "--streams", "web",
          "--rate", str(LIVE_RATE), "--customers", "300", "--id-prefix", prefix, "--ledger-dir", str(ledger_dir),
-         "-q"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         "-q"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # a suite started in the background by a non-interactive shell inherits SIGINT as ignored, and so
+        # would the simulator, which then never stops (a CI reproduction here hung on it and left the stream
+        # running into the later tests): give it the default SIGINT, which Python turns into KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     runs, started = [], []
     try:
         time.sleep(10)  # the stream is under way before the first cutoff
@@ -72,7 +76,11 @@ def live_runs(stack_up, simulated_population, tmp_path_factory):
             assert stream.poll() is None, f"the live stream stopped during run {len(runs)}: {stream.stdout.read()}"
     finally:
         stream.send_signal(signal.SIGINT)  # the simulator sends what is pending and writes its ledger
-        out, _ = stream.communicate(timeout=120)
+        try:
+            out, _ = stream.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            stream.kill()   # never leave a 2,000 events/s stream running into the next tests
+            raise
     assert stream.returncode == 0, out
     return runs, ledger_dir, settings, started
 
