@@ -95,6 +95,8 @@ def service(settings: Settings) -> Service:
         command=[*command, "spark-internal"],
         # the gRPC port opens only once the driver (its SparkContext) is up
         healthy=lambda: port_open(port),
+        # what its sessions reach: the Iceberg catalog (PostgreSQL) and the warehouse (MinIO)
+        depends_on=("postgres", "minio"),
         prepare=prepare,
         environment={"SPARK_HOME": str(home), "SPARK_CONF_DIR": str(conf_dir), "SPARK_LOCAL_IP": "127.0.0.1",
                      "SPARK_LOCAL_DIRS": str(settings.data_dir / "spark" / "tmp"),
