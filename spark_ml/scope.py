@@ -24,14 +24,21 @@ def names(scope: str) -> dict[str, str]:
             "minio_prefix": f"scopes/{scope}/"}
 
 
-def apply(scope: str) -> dict[str, str]:
-    """Point spark_ml (lake.*, load.*) at the scope and create its ClickHouse tables. Returns its names."""
+def point(scope: str) -> dict[str, str]:
+    """Point spark_ml (lake.*, load.*) at the scope, without touching any service. Returns its names."""
     n = names(scope)
     lake.FEATURES_TABLE = f"{n['marts']}.customer_features"
     lake.SEGMENTS_TABLE, lake.PROFILES_TABLE = f"{n['ml']}.customer_segments", f"{n['ml']}.segment_profiles"
     lake.MODELS_PREFIX = f"{n['minio_prefix']}models/segmentation"
     db = n["clickhouse_db"]
     load.SEGMENTS, load.PROFILES, load.RUNS = f"{db}.customer_segments", f"{db}.segment_profiles", f"{db}.segmentation_runs"
+    return n
+
+
+def apply(scope: str) -> dict[str, str]:
+    """Point spark_ml at the scope (point) and create its ClickHouse tables. Returns its names."""
+    n = point(scope)
+    db = n["clickhouse_db"]
     ch = lake.clickhouse()
     ch.command(f"CREATE DATABASE IF NOT EXISTS {db}")
     for stmt in MIGRATION.read_text().split("-- +goose Down")[0].replace("ml.", f"{db}.").split(";"):
@@ -43,8 +50,13 @@ def apply(scope: str) -> dict[str, str]:
 
 def drop(scope: str) -> None:
     """Remove the scope's ClickHouse database, Iceberg tables and namespaces, and MinIO objects."""
+    lake.clickhouse().command(f"DROP DATABASE IF EXISTS {names(scope)['clickhouse_db']}")
+    drop_lake(scope)
+
+
+def drop_lake(scope: str) -> None:
+    """Remove the scope's Iceberg tables and namespaces, and its MinIO objects (not its ClickHouse database)."""
     n = names(scope)
-    lake.clickhouse().command(f"DROP DATABASE IF EXISTS {n['clickhouse_db']}")
     from pyiceberg.exceptions import NoSuchNamespaceError
 
     cat = lake.catalog()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import subprocess
+import uuid
 
 import psutil
 import pytest
@@ -15,6 +16,7 @@ from stack import lifecycle, services, spark
 from stack.config import REPO
 from stack.supervisor import Supervisor
 from tests.conftest import run_stack
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 SPARK_PY = REPO / ".tools" / "venvs" / "spark" / "bin" / "python"
@@ -60,15 +62,25 @@ def test_listens_on_loopback_only(spark_up):
 
 
 def test_a_client_with_the_token_reaches_the_lakehouse_catalog(spark_up):
-    # the namespaces Spark lists through the server are exactly those pyiceberg reads from the same catalog
+    # a namespace pyiceberg creates in the catalog is listed by Spark through the server, and one Spark
+    # creates there is read back by pyiceberg (this test's own names: other clients, the server's warm-up
+    # or a scheduled run, may add and remove namespaces meanwhile)
+    ns = f"t_connect_{uuid.uuid4().hex[:8]}"
     out = client('import json\n'
-                 'spark_ns = sorted(r[0] for r in spark.sql("SHOW NAMESPACES IN lakehouse").collect())\n'
-                 'iceberg_ns = sorted(".".join(n) for n in lake.catalog().list_namespaces())\n'
+                 'cat = lake.catalog()\n'
+                 f'cat.create_namespace("{ns}_py")\n'
+                 f'spark.sql("CREATE NAMESPACE lakehouse.{ns}_spark")\n'
+                 'try:\n'
+                 '    spark_ns = [r[0] for r in spark.sql("SHOW NAMESPACES IN lakehouse").collect()]\n'
+                 '    iceberg_ns = [".".join(n) for n in cat.list_namespaces()]\n'
+                 'finally:\n'
+                 f'    cat.drop_namespace("{ns}_py")\n'
+                 f'    cat.drop_namespace("{ns}_spark")\n'
                  'print(json.dumps([spark.sql("SELECT 40 + 2 AS x").first()["x"], spark_ns, iceberg_ns]))')
     assert out.returncode == 0, out.stderr[-2000:]
     answer, spark_ns, iceberg_ns = json.loads(out.stdout.strip().splitlines()[-1])
     assert answer == 42
-    assert spark_ns == iceberg_ns
+    assert {f"{ns}_py", f"{ns}_spark"} <= set(spark_ns) & set(iceberg_ns), (spark_ns, iceberg_ns)
 
 
 @pytest.mark.parametrize("token", [None, "not-the-token"])
@@ -90,3 +102,26 @@ def test_the_server_holds_no_credential(spark_up):
     shown = out.stdout.strip().splitlines()[-1]
     assert [name for name, value in secrets.items() if value in shown] == []
     assert "spark.sql.catalog.lakehouse" not in json.loads(shown)
+
+
+def test_each_new_server_is_warmed_up_once_and_the_warm_up_leaves_nothing(spark_up):
+    """`up` starts the warm-up of a new server process in the background (stack/spark.py); another `up` of
+    the same process does not start a second one; it ends ok and removes its scope's namespaces and objects."""
+    pid = Supervisor(spark_up).info("spark")["pid"]
+    result = spark.warmup_result(spark_up, pid)
+    assert result.exists(), "provisioning did not start the warm-up of this server process"
+    spark.start_warmup(spark_up)
+    running = [p for p in psutil.process_iter(["cmdline"]) if "spark_ml.warmup" in (p.info["cmdline"] or [])]
+    assert len(running) <= 1, running
+    assert wait_for(lambda: bool(result.read_text()), True, timeout=300, interval=2), "the warm-up did not end"
+    outcome = json.loads(result.read_text())
+    assert outcome["ok"] and outcome["customers"] == 1000, outcome
+    out = client('import json\n'
+                 'from spark_ml import warmup\n'
+                 's = lake.settings()\n'
+                 'ns = [".".join(n) for n in lake.catalog().list_namespaces()]\n'
+                 'objs = [o.object_name for o in lake.minio(s).list_objects(s["MINIO_BUCKET"], '
+                 'prefix=f"scopes/{warmup.SCOPE}/", recursive=True)]\n'
+                 'print(json.dumps([[n for n in ns if n.startswith(warmup.SCOPE)], objs]))')
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [[], []]
