@@ -167,19 +167,23 @@ def increment(client, db: str, customers: int, days: int) -> dict[str, int]:
     return {"customers_with_new_orders": len(range(7, customers, 100))}
 
 
-def dbt_build(schema: str, cdc_db: str, workdir: Path) -> tuple[float, float, str, str]:
+def dbt_build(schema: str, cdc_db: str, workdir: Path, on_start=None) -> tuple[float, float, str, str]:
+    """One `dbt build`; on_start(pid) is called once its process runs (batch_scale samples its memory)."""
     env = {**os.environ, "DBT_TARGET_SCHEMA": schema}
     t = time.perf_counter()
-    result = subprocess.run([sys.executable, str(RUNNER), "build", "--vars",
+    proc = subprocess.Popen([sys.executable, str(RUNNER), "build", "--vars",
                              json.dumps({"cdc_database": cdc_db, "watermark_lookback_seconds": 0}),
                              "--target-path", str(workdir / "target"), "--log-path", str(workdir / "logs")],
-                            capture_output=True, text=True, env=env, cwd=REPO, timeout=7200)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    if on_start:
+        on_start(proc.pid)
+    stdout, stderr = proc.communicate(timeout=7200)
     wall = time.perf_counter() - t
-    if result.returncode != 0:
-        raise SystemExit(f"dbt build failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
+    if proc.returncode != 0:
+        raise SystemExit(f"dbt build failed:\n{stdout[-4000:]}\n{stderr[-2000:]}")
     results = json.loads((workdir / "target" / "run_results.json").read_text())["results"]
     models = sum(r["execution_time"] for r in results if r["unique_id"].startswith("model."))
-    summary = next((line.split("Done. ")[1] for line in result.stdout.splitlines() if "Done. " in line), "?")
+    summary = next((line.split("Done. ")[1] for line in stdout.splitlines() if "Done. " in line), "?")
     slowest = sorted((r for r in results if r["unique_id"].startswith("model.")), key=lambda r: -r["execution_time"])
     top = ", ".join(f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.1f}s" for r in slowest[:4])
     return wall, models, summary, top
