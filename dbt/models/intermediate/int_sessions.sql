@@ -1,11 +1,13 @@
 {#- Sessions reconstructed from web events (the simulator's session_id is stable within a session).
     Incremental: the sessions touched by events synced since the last watermark are rebuilt from
-    ALL their events (delete+insert on session_id). -#}
+    ALL their events (delete+insert on session_id). stg_web_events is sorted by session_id, so the
+    aggregation runs in that order, a session at a time, not in one hash table over all events. -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='session_id',
     order_by='session_id',
+    query_settings={'optimize_aggregation_in_order': 1},
     post_hook=[
       "{{ delete_orphans('session_id', 'select session_id from ' ~ ref('stg_web_events'), ['raw_web_events']) }}",
       "{{ save_watermark() }}",

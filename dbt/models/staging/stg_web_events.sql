@@ -4,12 +4,17 @@
     downstream model and test would read with FINAL again: each run replaces the rows of the
     event_ids synced since the last watermark with their latest live version (FINAL restricted to
     those ids, through the primary key), and a post-hook removes ids whose latest version is a
-    delete. The test assert_stg_web_events_match_mirror checks it against the mirror. -#}
+    delete. The test assert_stg_web_events_match_mirror checks it against the mirror.
+
+    Sorted by session: int_sessions groups by session_id and reads the table in that order
+    (optimize_aggregation_in_order), 2.5x faster than one hash aggregation at 100k customers, where
+    the hash aggregation took 22 minutes at 1M. An existing table keeps its old order until a
+    --full-refresh (only the speed differs). -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='event_id',
-    order_by=['customer_id', 'session_id', 'event_id'],
+    order_by=['session_id', 'event_time', 'event_id'],
     post_hook=[
       "{{ delete_deleted_source_rows('event_id', 'raw_web_events', 'toString(event_id)') }}",
       "{{ save_watermark() }}",
