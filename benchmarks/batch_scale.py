@@ -36,36 +36,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psutil  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from benchmarks import results  # noqa: E402
 from benchmarks.dbt_build import dbt_build, generate, increment  # noqa: E402
-from stack import clickhouse, config  # noqa: E402
+from stack import clickhouse, config, lifecycle  # noqa: E402
 from stack.config import REPO  # noqa: E402
 from stack.supervisor import Supervisor  # noqa: E402
 from tests.support.cdc_mirror import create_mirror  # noqa: E402
 
 SPARK_PY = REPO / ".tools" / "venvs" / "spark" / "bin" / "python"
 TARGET_S = 600
-
-
-def tree_rss(pid: int | None) -> int:
-    if not pid:
-        return 0
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
 
 
 class PeakMemory:
@@ -79,9 +61,10 @@ class PeakMemory:
 
     def _sample(self):
         while not self._stop.wait(0.25):
-            self.peak["stage"] = max(self.peak["stage"], tree_rss(self.own))
+            # lifecycle.rss_mib: a process's whole tree, as `make status` shows it (None once it is gone)
+            self.peak["stage"] = max(self.peak["stage"], lifecycle.rss_mib(self.own) or 0)
             for name, pid in self.servers.items():
-                self.peak[name] = max(self.peak[name], tree_rss(pid))
+                self.peak[name] = max(self.peak[name], lifecycle.rss_mib(pid) or 0)
 
     def __enter__(self):
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -93,7 +76,7 @@ class PeakMemory:
         self._thread.join()
 
     def mib(self) -> dict[str, int]:
-        return {k: round(v / 2**20) for k, v in self.peak.items()}
+        return {k: round(v) for k, v in self.peak.items()}
 
 
 def run_tracked(cmd: list[str], mem: PeakMemory, timeout: float = 7200) -> str:
