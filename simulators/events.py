@@ -1,6 +1,6 @@
 """The event simulator: sessions of web events and the purchases they lead to.
 
-Record formats (DESIGN.md §4). Times are **UTC epoch milliseconds (JSON integers)** in both
+Record formats (the two topics' data contract). Times are **UTC epoch milliseconds (JSON integers)** in both
 topics; every web event carries every field (null where it does not apply); amounts are JSON
 numbers with at most two decimals.
 

@@ -1,5 +1,5 @@
 -- +goose Up
--- Customer master data (DESIGN.md §4). Written by the customer simulator, changed over time
+-- Customer master data (its data contract). Written by the customer simulator, changed over time
 -- (profile updates, tier changes, deletions) so CDC carries inserts, updates and deletes.
 CREATE TABLE crm.customers (
     customer_id         text        PRIMARY KEY,
