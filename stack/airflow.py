@@ -66,24 +66,37 @@ def _pg_url(settings: Settings, scheme: str, db: str) -> str:
     return f"{scheme}://{user}:{password}@{settings.postgres_host}:{settings.postgres_port}/{db}"
 
 
+# Airflow's behaviour, the same in every deployment: docker-compose.yml's airflow environment repeats it
+# (compose cannot read Python) and tests/unit/test_compose.py fails when the two differ. Addresses, folders
+# and secrets differ per deployment and are set in environment() below.
+SHARED = {
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+    # the DAGs are the platform's schedule: active as soon as they are parsed
+    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+    # cosmos lists the dbt project (dbt ls, cached) while the DAG file is parsed
+    "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "180",
+    "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "240",
+    "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+    "AIRFLOW__API__WORKERS": "1",
+    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",  # it would call an outside metrics endpoint
+    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "60",
+    "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "120",
+}
+
+
 def environment(settings: Settings) -> dict[str, str]:
     """Airflow's whole configuration, the same for all four components and `airflow dags test`."""
     base = url(settings)
     return {
+        **SHARED,
         "AIRFLOW_HOME": str(home(settings)),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         # 2 cores: a few task processes at once; Spark tasks also share the 1-slot `spark` pool
         "AIRFLOW__CORE__PARALLELISM": settings["AIRFLOW_PARALLELISM"],
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": settings["AIRFLOW_PARALLELISM"],
-        # the DAGs are the platform's schedule: active as soon as they are parsed
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        # cosmos lists the dbt project (dbt ls, cached) while the DAG file is parsed
-        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "180",
-        "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "240",
         "AIRFLOW__CORE__FERNET_KEY": _fernet_key(settings),
-        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{settings['AIRFLOW_ADMIN_USER']}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home(settings) / "passwords.json"),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
@@ -91,13 +104,8 @@ def environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__API__HOST": HOST,
         "AIRFLOW__API__PORT": settings["AIRFLOW_PORT"],
         "AIRFLOW__API__BASE_URL": base,
-        "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API__SECRET_KEY": settings["AIRFLOW_SECRET_KEY"],
         "AIRFLOW__API_AUTH__JWT_SECRET": settings["AIRFLOW_JWT_SECRET"],
-        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",  # it would call an outside metrics endpoint
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "60",
-        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "120",
         # tasks write alerts and incidents through this connection (the same least-privilege role)
         "AIRFLOW_CONN_PLATFORM_POSTGRES": _pg_url(settings, "postgres", settings["POSTGRES_DB"]),
         **{name: settings[name] for name in ENDPOINTS},

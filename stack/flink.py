@@ -97,40 +97,52 @@ def rest_url(settings: Settings) -> str:
     return settings["FLINK_REST_URL"].rstrip("/")
 
 
+# The cluster's behaviour, the same in every deployment: docker-compose.yml's FLINK_PROPERTIES repeats it
+# (compose cannot read Python) and tests/unit/test_compose.py fails when the two differ. What differs
+# between deployments (addresses, folders, memory and slots from .env) is in _config below.
+CLUSTER = {
+    # RocksDB state: its block cache and write buffers live in managed (off-heap) memory
+    "taskmanager.memory.managed.fraction": "0.4",
+    "parallelism.default": "1",
+    "state.backend.type": "rocksdb",
+    "execution.checkpointing.incremental": "true",
+    "execution.checkpointing.interval": "10 s",
+    "execution.checkpointing.mode": "EXACTLY_ONCE",
+    "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+    "execution.checkpointing.num-retained": "3",
+    # a lost TaskManager: restart the job from the last checkpoint once slots are back
+    "restart-strategy.type": "exponential-delay",
+    "restart-strategy.exponential-delay.initial-backoff": "2 s",
+    "restart-strategy.exponential-delay.max-backoff": "30 s",
+    "restart-strategy.exponential-delay.attempts-before-reset-backoff": "1000000",
+    "heartbeat.interval": "5000",
+    "heartbeat.timeout": "20000",
+    "slot.request.timeout": "600000",
+}
+# the settings of .env each deployment passes on (compose: `${NAME:-default}`)
+FROM_SETTINGS = {
+    "jobmanager.memory.process.size": "FLINK_JOBMANAGER_MEMORY",
+    "taskmanager.memory.process.size": "FLINK_TASKMANAGER_MEMORY",
+    "taskmanager.numberOfTaskSlots": "FLINK_TASKMANAGER_SLOTS",
+}
+
+
 def _config(settings: Settings, paths: Paths) -> str:
     rest = urlparse(rest_url(settings))
     values = {
         "jobmanager.rpc.address": rest.hostname,
         "jobmanager.rpc.port": settings["FLINK_JOBMANAGER_RPC_PORT"],
         "jobmanager.bind-host": rest.hostname,
-        "jobmanager.memory.process.size": settings["FLINK_JOBMANAGER_MEMORY"],
         "taskmanager.bind-host": rest.hostname,
         "taskmanager.host": rest.hostname,
         "taskmanager.rpc.port": settings["FLINK_TASKMANAGER_RPC_PORT"],
-        "taskmanager.numberOfTaskSlots": settings["FLINK_TASKMANAGER_SLOTS"],
-        "taskmanager.memory.process.size": settings["FLINK_TASKMANAGER_MEMORY"],
-        # RocksDB state: its block cache and write buffers live in managed (off-heap) memory
-        "taskmanager.memory.managed.fraction": "0.4",
+        **{key: settings[name] for key, name in FROM_SETTINGS.items()},
         "rest.address": rest.hostname,
         "rest.bind-address": rest.hostname,
         "rest.port": str(rest.port or 8081),
-        "parallelism.default": "1",
-        "state.backend.type": "rocksdb",
-        "execution.checkpointing.incremental": "true",
+        **CLUSTER,
         "execution.checkpointing.dir": paths.checkpoints.resolve().as_uri(),
         "execution.checkpointing.savepoint-dir": paths.savepoints.resolve().as_uri(),
-        "execution.checkpointing.interval": "10 s",
-        "execution.checkpointing.mode": "EXACTLY_ONCE",
-        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-        "execution.checkpointing.num-retained": "3",
-        # a lost TaskManager: restart the job from the last checkpoint once slots are back
-        "restart-strategy.type": "exponential-delay",
-        "restart-strategy.exponential-delay.initial-backoff": "2 s",
-        "restart-strategy.exponential-delay.max-backoff": "30 s",
-        "restart-strategy.exponential-delay.attempts-before-reset-backoff": "1000000",
-        "heartbeat.interval": "5000",
-        "heartbeat.timeout": "20000",
-        "slot.request.timeout": "600000",
         "io.tmp.dirs": str(paths.tmp.resolve()),
         "web.tmpdir": str((paths.tmp / "web").resolve()),
         "env.log.dir": str(paths.logs.resolve()),

@@ -40,3 +40,47 @@ def test_compose_reads_the_same_env_file():
     settings = config.load()
     assert spec["postgres"]["environment"]["POSTGRES_PASSWORD"] == settings["POSTGRES_PASSWORD"]
     assert spec["minio"]["environment"]["MINIO_ROOT_USER"] == settings["MINIO_ROOT_USER"]
+
+
+# -- the settings both deployments share (declared in stack/, repeated in docker-compose.yml) ----------
+REPO = config.REPO
+
+
+def compose_file() -> dict:
+    """docker-compose.yml as written (anchors resolved, ${...} left as they are)."""
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+
+
+def env_example() -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in (REPO / ".env.example").read_text().splitlines()
+             if line and not line.startswith("#") and "=" in line)
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def flink_properties(service: dict) -> dict[str, str]:
+    return dict((part.strip() for part in line.split(":", 1))
+                for line in service["environment"]["FLINK_PROPERTIES"].splitlines() if line.strip())
+
+
+@pytest.mark.parametrize("service", ["flink-jobmanager", "flink-taskmanager"])
+def test_compose_flink_runs_with_the_local_cluster_settings(service):
+    from stack import flink
+    props = flink_properties(compose_file()[service])
+    differ = {key: (value, props.get(key)) for key, value in flink.CLUSTER.items() if props.get(key) != value}
+    assert not differ, f"docker-compose.yml {service} FLINK_PROPERTIES differ from stack/flink.py CLUSTER: {differ}"
+    defaults = env_example()
+    for key, name in flink.FROM_SETTINGS.items():
+        assert props.get(key) == f"${{{name}:-{defaults[name]}}}", (key, props.get(key))
+
+
+def test_compose_airflow_runs_with_the_local_settings():
+    from stack import airflow
+    spec = compose_file()
+    defaults = env_example()
+    for name in ("airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
+                 "airflow-triggerer"):
+        env = {key: str(value) for key, value in spec[name]["environment"].items()}
+        differ = {key: (value, env.get(key)) for key, value in airflow.SHARED.items() if env.get(key) != value}
+        assert not differ, f"docker-compose.yml {name} environment differs from stack/airflow.py SHARED: {differ}"
+        for key in ("AIRFLOW__CORE__PARALLELISM", "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG"):
+            assert env[key] == f"${{AIRFLOW_PARALLELISM:-{defaults['AIRFLOW_PARALLELISM']}}}", (name, key, env[key])
