@@ -201,10 +201,35 @@ def wait_flink_consumed(settings, sink: TaggingSink, timeout: float = WAIT) -> f
             behind = {tp: o + 1 - committed[tp] for tp, o in last.items() if committed[tp] <= o}
             if not behind:
                 return time.monotonic() - t0
-            assert time.monotonic() - t0 < timeout, f"Flink consumer group {FLINK_GROUP} still behind: {behind}"
+            assert time.monotonic() - t0 < timeout, (
+                f"Flink consumer group {FLINK_GROUP} still behind: {behind}; {job_diagnosis(settings)}")
             time.sleep(1)
     finally:
         c.close()
+
+
+def job_diagnosis(settings) -> str:
+    """What the JobManager says about the job: its state, its checkpoints and its latest failures (the
+    group's offsets are committed only when a checkpoint completes, so a stuck group is one of these)."""
+    url = flink.rest_url(settings)
+    try:
+        jobs = [j for j in flink.jobs(settings) if j["name"] == flink.JOB_NAME]
+        out = []
+        for j in sorted(jobs, key=lambda j: j["start-time"], reverse=True)[:2]:
+            ck = requests.get(f"{url}/jobs/{j['jid']}/checkpoints", timeout=5).json()
+            latest = {k: (v or {}).get("id") for k, v in (ck.get("latest") or {}).items()}
+            history = [(h.get("id"), h.get("status"), h.get("failure_message")) for h in ck.get("history", [])[:3]]
+            exc = requests.get(f"{url}/jobs/{j['jid']}/exceptions", timeout=5).json()
+            recent = [(e.get("timestamp"), e.get("exceptionName"), (e.get("stacktrace") or "")[:300])
+                      for e in exc.get("exceptionHistory", {}).get("entries", [])[:3]]
+            out.append(f"job {j['jid']} {j['state']} tasks={j.get('tasks')} checkpoints={ck.get('counts')} "
+                       f"latest={latest} recent={history} failures={recent}")
+        log = settings.data_dir / "logs" / "flink-jobmanager.log"
+        warnings = [line[:240] for line in log.read_text(errors="replace").splitlines()[-3000:]
+                    if " WARN " in line or " ERROR " in line][-6:] if log.exists() else []
+        return " | ".join(out or ["no churn-streaming job known to the JobManager"]) + f" | JobManager log: {warnings}"
+    except (requests.RequestException, ValueError, KeyError) as exc:
+        return f"JobManager REST unreachable: {exc!r}"
 
 
 def job_failures_since(settings, since_ms: int) -> tuple[str, list[str]]:
