@@ -135,7 +135,10 @@ def _config(settings: Settings, paths: Paths) -> str:
         "jobmanager.bind-host": rest.hostname,
         "taskmanager.bind-host": rest.hostname,
         "taskmanager.host": rest.hostname,
-        "taskmanager.rpc.port": settings["FLINK_TASKMANAGER_RPC_PORT"],
+        # any free port, new at each start (Flink's default): a TaskManager restarted at the address of the
+        # one that just died met the JobManager's stale Pekko association to it, every message to it was
+        # dropped ("read-only association") and it never registered, so the job waited for slots forever
+        "taskmanager.rpc.port": "0",
         **{key: settings[name] for key, name in FROM_SETTINGS.items()},
         "rest.address": rest.hostname,
         "rest.bind-address": rest.hostname,
@@ -340,8 +343,8 @@ def taskmanager_service(settings: Settings) -> Service:
 
     return Service(
         name="flink-taskmanager",
-        port=int(settings["FLINK_TASKMANAGER_RPC_PORT"]),
-        port_setting="FLINK_TASKMANAGER_RPC_PORT",
+        port=None,               # its RPC port is new at each start (see _config)
+        port_setting=None,
         url=f"{rest_url(settings)}/#/task-manager",
         command=["bash", str(_home_or_placeholder() / "bin" / "taskmanager.sh"), "start-foreground"],
         healthy=healthy,

@@ -41,7 +41,7 @@ def up(settings: Settings, services: list[Service], all_services: list[Service])
         info = sup.info(svc.name)
         running = bool(info and info["statename"] in ("RUNNING", "STARTING", "BACKOFF"))
         if not running:
-            for port in (svc.port, *svc.extra_ports):
+            for port in (p for p in (svc.port, *svc.extra_ports) if p):
                 if port_open(port):
                     raise StackError(f"port {port} for {svc.name} is already in use by another process; "
                                      f"stop it or change {svc.port_setting} in .env")
@@ -69,7 +69,7 @@ def down(settings: Settings, services: list[Service]) -> None:
             sup.stop(svc.name)
         console.print(f"[yellow]■[/] {svc.name} stopped")
     sup.shutdown()
-    busy = [f"{svc.name}:{port}" for svc in services for port in (svc.port, *svc.extra_ports) if port_open(port)]
+    busy = [f"{svc.name}:{port}" for svc in services for port in (svc.port, *svc.extra_ports) if port and port_open(port)]
     if busy:
         raise StackError(f"still listening after stop: {', '.join(busy)}")
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 @dataclass
 class Service:
     name: str
-    port: int                      # the main port: must be free before start, shown by `status`
-    port_setting: str              # the .env variable that sets it, named in errors
+    port: int | None               # the main port: must be free before start, shown by `status`; None:
+                                   # the OS picks one at each start (nothing connects to it from outside)
+    port_setting: str | None       # the .env variable that sets it, named in errors
     url: str                       # what a user opens or connects to
     command: list[str]             # run in the foreground under supervisord
     healthy: Callable[[], bool]    # a quick real-client probe; never raises
