@@ -16,7 +16,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # The Python environment, from the pinned lock file; rebuilt when the lock changes.
-$(VENV)/.synced: requirements/stack.lock
+$(VENV)/.synced: requirements/stack.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null \
 	  || { echo "error: Python 3.11 is required as '$(PYTHON)' (found: $$($(PYTHON) --version 2>&1)); install python3.11 or run make PYTHON=python3.11 ..." >&2; exit 1; }
 	@echo "• Python environment $(VENV) (requirements/stack.lock)"
@@ -25,6 +25,8 @@ $(VENV)/.synced: requirements/stack.lock
 	  || { echo "error: could not install uv from PyPI; check network access to PyPI" >&2; exit 1; }
 	@$(UV) pip sync -q --python $(PY) requirements/stack.lock \
 	  || { echo "error: could not install requirements/stack.lock from PyPI; check network access to PyPI" >&2; exit 1; }
+	@$(UV) pip install -q --no-deps --python $(PY) -e . \
+	  || { echo "error: could not install the repository's packages (pyproject.toml) into $(VENV)" >&2; exit 1; }
 	@touch $@
 
 setup: $(VENV)/.synced ## install everything the stack needs (idempotent; fast when nothing changed)
@@ -75,7 +77,7 @@ test-unit: $(VENV)/.synced ## unit tests only (no services)
 	@$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
 bench: setup ## run the benchmarks and print their tables (b=<name> for one, e.g. b=clickhouse_http)
-	@for f in $(if $(b),benchmarks/$(b).py,benchmarks/*.py); do echo "== $$f"; $(PY) $$f || exit 1; done
+	@for f in $(if $(b),benchmarks/$(b).py,$(filter-out benchmarks/__init__.py,$(wildcard benchmarks/*.py))); do echo "== $$f"; $(PY) $$f || exit 1; done
 
 # The platform's main job, end to end on the local stack: simulated customers and 60 days of events
 # through Kafka → Flink → PostgreSQL → Debezium → ClickHouse, then the Airflow pipeline (dbt → Iceberg →

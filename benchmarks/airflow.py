@@ -21,18 +21,16 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import psutil
+from rich.console import Console
+from rich.table import Table
 
-import psutil  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from benchmarks import results  # noqa: E402
-from stack import airflow, config, lifecycle  # noqa: E402
-from stack.config import REPO  # noqa: E402
-from stack.supervisor import Supervisor  # noqa: E402
+from benchmarks import results
+from platform_common import config
+from platform_common.config import REPO
+from stack import airflow, lifecycle
+from stack.supervisor import Supervisor
 
 UV = REPO / ".venv" / "bin" / "uv"
 COMPONENTS = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")

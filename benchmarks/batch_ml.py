@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from benchmarks.spark_venv import hand_over  # noqa: E402
+from benchmarks.spark_venv import hand_over
 
 hand_over("pyspark", __file__)
 
-from spark_ml import export, features, lake, segmentation  # noqa: E402
+from spark_ml import export, features, lake, segmentation  # noqa: E402 - after hand_over, in the venv that has them
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def bench(spark, n: int, k_min: int, k_max: int, seed: int, db: str) -> dict:

@@ -34,17 +34,16 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rich.console import Console
+from rich.table import Table
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from benchmarks import results  # noqa: E402
-from benchmarks.dbt_build import dbt_build, generate, increment  # noqa: E402
-from stack import clickhouse, config, lifecycle  # noqa: E402
-from stack.config import REPO  # noqa: E402
-from stack.supervisor import Supervisor  # noqa: E402
-from tests.support.cdc_mirror import create_mirror  # noqa: E402
+from benchmarks import results
+from benchmarks.dbt_build import dbt_build, generate, increment
+from platform_common import config
+from platform_common.config import REPO
+from stack import clickhouse, lifecycle
+from stack.supervisor import Supervisor
+from tests.support.cdc_mirror import create_mirror
 
 SPARK_PY = REPO / ".tools" / "venvs" / "spark" / "bin" / "python"
 TARGET_S = 600

@@ -20,17 +20,15 @@ import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import orjson
+import psycopg
+from confluent_kafka import Consumer, TopicPartition
+from rich.console import Console
+from rich.table import Table
 
-import orjson  # noqa: E402
-import psycopg  # noqa: E402
-from confluent_kafka import Consumer, TopicPartition  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from stack import clickhouse, config, kafka  # noqa: E402
+from platform_common import config
+from stack import clickhouse, kafka
 
 COLUMNS = ("event_id", "customer_id", "session_id", "event_type", "page_url", "product_id", "search_query",
            "device_type", "country", "utm_source", "event_time", "kafka_partition", "kafka_offset")

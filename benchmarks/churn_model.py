@@ -21,20 +21,20 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from benchmarks.spark_venv import hand_over  # noqa: E402
+from benchmarks.spark_venv import hand_over
 
 hand_over("sklearn", __file__)
 
-import pandas as pd  # noqa: E402
+import pandas as pd  # noqa: E402 - after hand_over, in the venv that has them
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from benchmarks.results import write as write_figures  # noqa: E402
+from platform_common import config  # noqa: E402
 from spark_ml.churn import backtest, campaign, explain, metrics, model, reasons, revenue, telco  # noqa: E402
-from stack import config  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
 
 TARGET_AUC = 0.845  # the published level of logistic regression and gradient boosting on Telco
 TARGET_ECE = 0.05

@@ -21,14 +21,13 @@ import tarfile
 import time
 from pathlib import Path
 
+from rich.table import Table
+
+from benchmarks import results
+from platform_common import config
+from stack.ui import console
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from rich.table import Table  # noqa: E402
-
-from benchmarks import results  # noqa: E402
-from stack import config  # noqa: E402
-from stack.ui import console  # noqa: E402
 
 STEP_LINE = re.compile(r"^[✓✗-] \[\d+/\d+\] (?P<label>.+): (?P<outcome>.+) \((?P<seconds>[\d.]+)s\)$")
 

@@ -32,15 +32,14 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rich.console import Console
+from rich.table import Table
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from simulators import catalog  # noqa: E402
-from stack import clickhouse, config  # noqa: E402
-from stack.config import REPO  # noqa: E402
-from tests.support.cdc_mirror import create_mirror  # noqa: E402
+from platform_common import config
+from platform_common.config import REPO
+from simulators import catalog
+from stack import clickhouse
+from tests.support.cdc_mirror import create_mirror
 
 RUNNER = REPO / "dbt" / "run.py"
 START = "2026-01-05 00:00:00"

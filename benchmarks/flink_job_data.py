@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import zlib
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from simulators.runner import run  # noqa: E402
+from simulators.runner import run
 
 PARTITIONS = {"web_events": 6, "purchase_events": 3}   # stack/topics.conf
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,6 @@ import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 
 def load_variant(name: str, rev: str | None) -> types.SimpleNamespace:
@@ -44,7 +44,8 @@ def load_variant(name: str, rev: str | None) -> types.SimpleNamespace:
     job = types.ModuleType(f"{name}_streaming_job")
     sys.modules[job.__name__] = job
     job.__dict__["__file__"] = str(REPO / "flink_jobs" / "streaming_job.py")
-    code = sources["streaming_job"].replace("from flink_jobs import pipeline  # noqa: E402", "")
+    # the revision's own pipeline module, not this tree's
+    code = re.sub(r"^from flink_jobs import pipeline\b.*$", "", sources["streaming_job"], flags=re.M)
     job.__dict__["pipeline"] = pipeline
     exec(compile(code, f"{rev}:flink_jobs/streaming_job.py", "exec"), job.__dict__)
     job.pipeline = pipeline

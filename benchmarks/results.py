@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from stack.config import Settings
+from platform_common.config import Settings
 
 
 def write(settings: Settings, name: str, figures: dict) -> Path:

@@ -18,17 +18,15 @@ import datetime as dt
 import sys
 import time
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from confluent_kafka import Producer
+from rich.console import Console
+from rich.table import Table
 
-from confluent_kafka import Producer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from simulators import run  # noqa: E402
-from simulators.sinks import PRODUCER_CONFIG  # noqa: E402
-from stack import config, kafka  # noqa: E402
+from platform_common import config
+from simulators import run
+from simulators.sinks import PRODUCER_CONFIG
+from stack import kafka
 
 TARGET = 20_000  # events/s the simulator must sustain end to end
 

@@ -33,16 +33,16 @@ import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from benchmarks.spark_venv import hand_over  # noqa: E402
+from benchmarks.spark_venv import hand_over
 
 hand_over("pyspark", __file__)
 
-import pyspark  # noqa: E402
+import pyspark  # noqa: E402 - after hand_over, in the venv that has them
 
+from platform_common import net  # noqa: E402
 from spark_ml import features, lake, segmentation  # noqa: E402
-from stack import net  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
 
 SPARK_HOME = Path(pyspark.__file__).parent
 MASTER_URL = "spark://127.0.0.1:7077"

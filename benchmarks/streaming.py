@@ -36,19 +36,18 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import psycopg
+import requests
+from confluent_kafka import Consumer, TopicPartition
+from rich.console import Console
+from rich.table import Table
 
-import psycopg  # noqa: E402
-import requests  # noqa: E402
-from confluent_kafka import Consumer, TopicPartition  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from benchmarks.cdc_latency import percentile  # noqa: E402
-from benchmarks.results import write as write_figures  # noqa: E402
-from simulators import run  # noqa: E402
-from stack import clickhouse, config, flink  # noqa: E402
-from stack.supervisor import Supervisor  # noqa: E402
+from benchmarks.cdc_latency import percentile
+from benchmarks.results import write as write_figures
+from platform_common import config
+from simulators import run
+from stack import clickhouse, flink
+from stack.supervisor import Supervisor
 
 HERE = Path(__file__).resolve().parent
 LAG_BOUND_S = 5.0          # a sustained step ends less than this many seconds of input behind

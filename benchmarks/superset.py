@@ -23,16 +23,15 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import requests
+from rich.console import Console
+from rich.table import Table
 
-import requests  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from stack import config, lifecycle, services, superset  # noqa: E402
-from stack.config import REPO  # noqa: E402
-from stack.supervisor import Supervisor  # noqa: E402
-from tests.support import superset_browser as browser  # noqa: E402
+from platform_common import config
+from platform_common.config import REPO
+from stack import lifecycle, services, superset
+from stack.supervisor import Supervisor
+from tests.support import superset_browser as browser
 
 UV = REPO / ".venv" / "bin" / "uv"
 

@@ -89,8 +89,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("action", choices=["fix", "show"])
     parser.add_argument("run_id")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(REPO))
-    from stack import clickhouse, config
+    from platform_common import config
+    from stack import clickhouse
     client = clickhouse.client(config.load())
     if args.action == "fix":
         db = fix(client, args.run_id)

@@ -1,6 +1,6 @@
 """Run dbt for the platform's project: `python dbt/run.py <dbt args>` (the Makefile's dbt_* targets).
 
-Loads the stack's settings (.env through stack.config), exports what dbt/profiles.yml reads
+Loads the stack's settings (.env through platform_common.config), exports what dbt/profiles.yml reads
 (CLICKHOUSE_HOST/PORT/USER/PASSWORD; DBT_TARGET_SCHEMA defaults to `analytics`) and runs dbt from
 its own environment (.tools/venvs/dbt, `make setup`) with this project and profile directory.
 
@@ -23,8 +23,7 @@ DBT = REPO / ".tools" / "venvs" / "dbt" / "bin" / "dbt"
 def environment(settings=None, schema: str | None = None) -> dict[str, str]:
     """os.environ plus the ClickHouse connection from .env and the target schema."""
     if settings is None:
-        sys.path.insert(0, str(REPO))
-        from stack import config
+        from platform_common import config
         settings = config.load()
     env = dict(os.environ)
     for name in ("CLICKHOUSE_HOST", "CLICKHOUSE_USER", "CLICKHOUSE_PASSWORD"):

@@ -3,8 +3,8 @@
 import sys
 
 from debezium import connectors
-from stack import config
-from stack.errors import StackError
+from platform_common import config
+from platform_common.errors import StackError
 
 try:
     settings = config.load()

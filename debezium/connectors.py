@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from stack.errors import StackError
+from platform_common.errors import StackError
 
 CONNECTORS_DIR = Path(__file__).resolve().parent / "connectors"
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")

@@ -57,17 +57,19 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from platform_common import contracts
+
 WINDOW = "INTERVAL '1' MINUTE"
 OUT_OF_ORDERNESS_SECONDS = 5
 ALLOWED_LATENESS_SECONDS = 30
 SLIDE_SIZE_MINUTES = 5          # active_sessions window size; slide is 1 minute
 MAX_ITEMS = 20                  # line items per order (more goes to dead_letter; Records.MAX_ITEMS)
 DEDUP_TTL = "6 h"               # state TTL of the deduplication (and of the late-events counts)
-JOB_NAME = "churn-streaming"
+JOB_NAME = contracts.FLINK_JOB_NAME
 # the state layout of the job's plan: raise it when a change to the SQL makes the operators' state
 # incompatible with a checkpoint of the previous version (stack/flink.py then replays, see Replay)
 LAYOUT = 2
-TOPICS = {"web": "web_events", "orders": "purchase_events"}
+TOPICS = {"web": contracts.WEB_EVENTS_TOPIC, "orders": contracts.PURCHASE_EVENTS_TOPIC}
 
 # The watermark the sources declare: OUT_OF_ORDERNESS + ALLOWED_LATENESS + 1 ms behind the max event
 # time. A window operator treats [start, end) as closed once watermark >= end - 1 ms, i.e. once

@@ -17,9 +17,8 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from flink_jobs import pipeline  # noqa: E402
+from flink_jobs import pipeline
+from platform_common import contracts
 
 RAW_WEB_COLUMNS = """event_id STRING, customer_id STRING, session_id STRING, event_type STRING, page_url STRING,
   product_id STRING, search_query STRING, device_type STRING, country STRING, utm_source STRING,
@@ -129,11 +128,11 @@ def sink_ddls(env: dict[str, str]) -> list[str]:
   'sink.buffer-flush.interval' = '500 ms', 'sink.buffer-flush.max-rows' = '5000', 'sink.max-retries' = '5'
 )""")
     ddls.append(f"""CREATE TEMPORARY TABLE sink_dead_letter ({DEAD_LETTER_COLUMNS}) WITH (
-  'connector' = 'kafka', 'topic' = 'dead_letter',
+  'connector' = 'kafka', 'topic' = {pipeline._q(contracts.DEAD_LETTER_TOPIC)},
   'properties.bootstrap.servers' = {pipeline._q(env['FLINK_JOB_KAFKA_BOOTSTRAP_SERVERS'])},
   'format' = 'json', 'json.timestamp-format.standard' = 'ISO-8601',
   'sink.delivery-guarantee' = 'exactly-once',
-  'sink.transactional-id-prefix' = 'churn-streaming-dead-letter',
+  'sink.transactional-id-prefix' = {pipeline._q(contracts.FLINK_JOB_NAME + '-dead-letter')},
   'properties.transaction.timeout.ms' = '600000'
 )""")
     return ddls

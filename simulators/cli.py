@@ -6,7 +6,8 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from stack.errors import StackError
+from platform_common.contracts import PURCHASE_EVENTS_TOPIC, WEB_EVENTS_TOPIC
+from platform_common.errors import StackError
 
 # The demo's data (`python -m simulators demo`, `make generate_demo`; tests/e2e/test_batch_pipeline.py):
 # ~65k events, which the Flink job (~400-550 events/s) and CDC take about 2.5 minutes to drain here,
@@ -70,8 +71,8 @@ def _event_options(p: argparse.ArgumentParser) -> None:
                         "with --streams purchases)")
     g.add_argument("--streams", type=_streams, default=("web", "purchases"),
                    help="topics to send: web, purchases or web,purchases (default both)")
-    g.add_argument("--web-topic", default="web_events")
-    g.add_argument("--purchase-topic", default="purchase_events")
+    g.add_argument("--web-topic", default=WEB_EVENTS_TOPIC)
+    g.add_argument("--purchase-topic", default=PURCHASE_EVENTS_TOPIC)
     g.add_argument("--late-rate", type=_rate, default=0.0, help="fraction of records sent late (default 0)")
     g.add_argument("--late-delay", type=float, default=300.0,
                    help="how far behind the stream late records arrive, seconds (default 300)")
@@ -168,8 +169,8 @@ def cmd_import(args) -> int:
 
 
 def cmd_wait(args) -> int:
+    from platform_common import config
     from simulators import pipeline
-    from stack import config
     settings = config.load()
     runs = args.run_id or pipeline.default_runs(settings)
     print(f"waiting for runs {', '.join(runs)} (stream: Kafka → Flink → PostgreSQL raw.*; cdc: → ClickHouse cdc.*)")
@@ -180,8 +181,8 @@ def cmd_wait(args) -> int:
 
 
 def cmd_summary(args) -> int:
+    from platform_common import config
     from simulators import summary
-    from stack import config
     print(summary.render(summary.collect(config.load(), args.run_id)))
     return 0
 
@@ -213,8 +214,8 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--dry-run", action="store_true", help="read, check and report; send and write nothing")
     i.add_argument("--report", type=Path, default=None,
                    help="where to write the rejected rows (default <ledger dir>/rejected.csv)")
-    i.add_argument("--web-topic", default="web_events")
-    i.add_argument("--purchase-topic", default="purchase_events")
+    i.add_argument("--web-topic", default=WEB_EVENTS_TOPIC)
+    i.add_argument("--purchase-topic", default=PURCHASE_EVENTS_TOPIC)
     i.add_argument("--ledger-dir", type=Path, default=None,
                    help="where to write the ledger (default DATA_DIR/simulator/ledger/<run-id>)")
     i.add_argument("--run-id", default=None, help="ledger run id (default: time-import-random)")

@@ -263,7 +263,7 @@ def run_customers(config: CustomerConfig | None = None, *, settings=None, dsn: s
     run_id = cfg.run_id or new_run_id("customers")
     cfg = dataclasses.replace(cfg, run_id=run_id)
     if settings is None:
-        from stack import config as stack_config
+        from platform_common import config as stack_config
         settings = stack_config.load()
     start_ms, end_ms = cfg.window()
     pop = build_population(cfg.seed, cfg.customers, start_ms, end_ms, cfg.id_prefix)

@@ -38,6 +38,7 @@ from typing import Any
 
 import orjson
 
+from platform_common.contracts import PURCHASE_EVENTS_TOPIC, WEB_EVENTS_TOPIC
 from simulators import catalog
 from simulators.population import DAY_MS, Population, time_window
 from simulators.rng import Picker, geometric, poisson, stream, uuid4_from
@@ -65,8 +66,8 @@ class EventConfig:
     duration: float | None = None        # stop after this many wall-clock seconds
     count: int | None = None             # stop after this many valid records (of the selected streams)
     streams: tuple[str, ...] = STREAMS   # which topics receive records (generation is the same)
-    web_topic: str = "web_events"
-    purchase_topic: str = "purchase_events"
+    web_topic: str = WEB_EVENTS_TOPIC
+    purchase_topic: str = PURCHASE_EVENTS_TOPIC
     late_rate: float = 0.0               # fraction of valid records sent late_delay_s after their event time
     late_delay_s: float = 300.0
     duplicate_rate: float = 0.0          # fraction of valid records re-sent verbatim right away

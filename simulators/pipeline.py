@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stack.errors import StackError
+from platform_common.errors import StackError
 
 
 class PipelineError(StackError):

@@ -30,7 +30,7 @@ def new_run_id(kind: str) -> str:
 
 def simulator_dir(settings=None) -> Path:
     if settings is None:
-        from stack import config
+        from platform_common import config
         settings = config.load()
     return settings.data_dir / "simulator"
 
@@ -178,7 +178,7 @@ def run(config: EventConfig | None = None, *, sink=None, population: Population 
     pop = population or build_population(cfg.seed, cfg.customers, start_ms, end_ms, cfg.id_prefix)
     need_settings = sink is None or (cfg.ledger != "none" and cfg.ledger_dir is None) or cfg.write_ground_truth
     if need_settings and settings is None:
-        from stack import config as stack_config
+        from platform_common import config as stack_config
         settings = stack_config.load()
     sink = open_sink(sink, settings,
                      [t for s, t in (("web", cfg.web_topic), ("purchases", cfg.purchase_topic)) if s in cfg.streams])

@@ -5,7 +5,7 @@ from typing import Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from stack.errors import StackError
+from platform_common.errors import StackError
 
 # Idempotent, fully acknowledged, lz4, large batches. Delivery reports only for failures, so a
 # successful send costs no Python callback; flush() then tells whether everything was delivered.

@@ -17,7 +17,7 @@ import contextlib
 import json
 import sys
 
-from stack.errors import StackError
+from platform_common.errors import StackError
 
 
 def _export(args) -> dict:

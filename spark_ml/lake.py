@@ -16,8 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote_plus
 
-from stack import config
-from stack.config import REPO, TOOLS, Settings
+from platform_common import config
+from platform_common.config import REPO, TOOLS, Settings
 
 CATALOG = "lakehouse"                 # the catalog's name in iceberg_tables.catalog_name and in Spark
 FEATURES_TABLE = "marts.customer_features"

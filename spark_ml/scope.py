@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
+from platform_common.config import REPO
 from spark_ml import lake, load
-from stack.config import REPO
 
 MIGRATION = REPO / "sql" / "clickhouse" / "migrations" / "00003_ml_segments.sql"
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")

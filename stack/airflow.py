@@ -31,9 +31,10 @@ from urllib.parse import quote
 
 import requests
 
-from stack.config import REPO, TOOLS, Settings
-from stack.errors import ConfigError, StackError
-from stack.net import get_json
+from platform_common.config import REPO, TOOLS, Settings
+from platform_common.contracts import SPARK_POOL
+from platform_common.errors import ConfigError, StackError
+from platform_common.net import get_json
 from stack.service import Service
 
 VENV = TOOLS / "venvs" / "airflow"
@@ -41,7 +42,6 @@ AIRFLOW = VENV / "bin" / "airflow"
 DAGS = REPO / "airflow" / "dags"
 HOST = "127.0.0.1"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-SPARK_POOL = "spark"  # airflow/dags/churn_platform/common.py uses the same name
 # the platform's endpoints (no secrets): what streaming_health checks, and ClickHouse's address, which
 # cosmos reads from dbt/profiles.yml in-process for its lineage metadata (dbt itself gets .env via dbt/run.py)
 ENDPOINTS = ("KAFKA_BOOTSTRAP_SERVERS", "CONNECT_URL", "FLINK_REST_URL", "CLICKHOUSE_HOST", "CLICKHOUSE_PORT")
@@ -281,7 +281,7 @@ class Client:
 
 
 def main(argv: list[str]) -> int:
-    from stack import config
+    from platform_common import config
     parser = argparse.ArgumentParser(prog="python -m stack.airflow", description="Trigger Airflow DAGs (REST API).")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("trigger", help="trigger a DAG run (and wait for it with --wait)")

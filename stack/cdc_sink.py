@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import sys
 
-from stack.config import Settings
-from stack.errors import ConfigError
-from stack.net import get_json
+from platform_common.config import Settings
+from platform_common.errors import ConfigError
+from platform_common.net import get_json
 from stack.service import Service
 
 

@@ -6,8 +6,9 @@ import os
 import shutil
 import sys
 
-from stack import config, lifecycle, services, where
-from stack.errors import StackError
+from platform_common import config
+from platform_common.errors import StackError
+from stack import lifecycle, services, where
 from stack.supervisor import Supervisor
 
 

@@ -10,8 +10,8 @@ import sys
 import clickhouse_connect
 import requests
 
+from platform_common.config import Settings
 from stack import migrations
-from stack.config import Settings
 from stack.service import Service
 
 

@@ -9,8 +9,8 @@ import os
 import re
 import subprocess
 
-from stack.config import REPO, TOOLS, ensure_env_file
-from stack.errors import StackError
+from platform_common.config import REPO, TOOLS, ensure_env_file
+from platform_common.errors import StackError
 from stack.setup import _run, _stamped
 
 # `docker compose` CLI plugin, built from stack/tools/docker-compose/go.mod where the docker client lacks it

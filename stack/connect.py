@@ -4,8 +4,8 @@ from __future__ import annotations
 import requests
 
 from debezium import connectors
+from platform_common.config import Settings
 from stack import jvm
-from stack.config import Settings
 from stack.service import Service
 
 PLUGIN_DIR = jvm.JVM_DIR / "connect-plugins"

@@ -29,10 +29,10 @@ from urllib.parse import urlparse
 import requests
 
 from flink_jobs import pipeline
+from platform_common.config import REPO, TOOLS, Settings
+from platform_common.errors import StackError
+from platform_common.net import get_json
 from stack import flink_upgrade, jvm
-from stack.config import REPO, TOOLS, Settings
-from stack.errors import StackError
-from stack.net import get_json
 from stack.service import Service
 
 VENV = TOOLS / "venvs" / "flink"
@@ -234,7 +234,9 @@ def submit(settings: Settings, from_checkpoint: str | None = None, timeout: floa
            replay: pipeline.Replay | None = None, job_script: Path = JOB_SCRIPT) -> str:
     """Submit the streaming job (detached) and wait until it runs; returns the job id.
 
-    replay: an upgrade's replay (flink_upgrade), passed on every submission of that layout."""
+    replay: an upgrade's replay (flink_upgrade), passed on every submission of that layout.
+    job_script: another copy of the job (the upgrade test's previous layout) plans with its own
+    `flink_jobs` package, from the folder above it (PYTHONPATH wins over the installed package)."""
     home = pyflink_home()
     rest = urlparse(rest_url(settings))
     python = VENV / "bin" / "python"
@@ -250,6 +252,8 @@ def submit(settings: Settings, from_checkpoint: str | None = None, timeout: floa
            "POSTGRES_STREAM_USER": settings["POSTGRES_STREAM_USER"],
            "POSTGRES_STREAM_PASSWORD": settings["POSTGRES_STREAM_PASSWORD"],
            "FLINK_JOB_REPLAY": replay.to_json() if replay else ""}
+    if job_script != JOB_SCRIPT:
+        env["PYTHONPATH"] = str(job_script.resolve().parent.parent)
     log = settings.data_dir / "logs" / "flink-submit.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as fh:
@@ -363,7 +367,7 @@ taskmanager = SimpleNamespace(service=taskmanager_service)
 
 def main(argv: list[str]) -> int:
     """`python -m stack.flink submit|checkpoint`: (re)submit the job or print the latest checkpoint."""
-    from stack import config
+    from platform_common import config
     settings = config.load()
     if argv[:1] == ["submit"]:
         job = running_job(settings)

@@ -32,7 +32,7 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from flink_jobs import pipeline
-from stack.config import Settings
+from platform_common.config import Settings
 
 LAYOUT_FILE = "LAYOUT.json"
 TAIL_RECORDS = 200          # records read before `done`, per partition, for its latest event time

@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 from string import Template
 
-from stack.config import REPO, TOOLS
+from platform_common.config import REPO, TOOLS
 
 JVM_DIR = TOOLS / "jvm"
 CONF_DIR = REPO / "stack" / "conf"

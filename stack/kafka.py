@@ -8,10 +8,10 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
 
+from platform_common.config import REPO, Settings
+from platform_common.errors import StackError
+from platform_common.net import port_open
 from stack import jvm
-from stack.config import REPO, Settings
-from stack.errors import StackError
-from stack.net import port_open
 from stack.service import Service
 
 TOPICS_FILE = REPO / "stack" / "topics.conf"

@@ -8,9 +8,9 @@ import psutil
 from rich.table import Table
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from stack.config import Settings
-from stack.errors import StackError
-from stack.net import port_open
+from platform_common.config import Settings
+from platform_common.errors import StackError
+from platform_common.net import port_open
 from stack.service import Service
 from stack.supervisor import Supervisor
 from stack.ui import console

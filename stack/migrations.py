@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 import subprocess
 
-from stack.config import BIN, REPO
-from stack.errors import StackError
+from platform_common.config import BIN, REPO
+from platform_common.errors import StackError
 
 POSTGRES_DIR = REPO / "sql" / "postgres" / "migrations"
 CLICKHOUSE_DIR = REPO / "sql" / "clickhouse" / "migrations"

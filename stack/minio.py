@@ -4,7 +4,7 @@ from __future__ import annotations
 import requests
 from minio import Minio
 
-from stack.config import BIN, Settings
+from platform_common.config import BIN, Settings
 from stack.service import Service
 
 BINARY = BIN / "minio"

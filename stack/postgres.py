@@ -14,9 +14,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from platform_common.config import REPO, Settings
+from platform_common.errors import PrerequisiteError, StackError
 from stack import migrations
-from stack.config import REPO, Settings
-from stack.errors import PrerequisiteError, StackError
 from stack.service import Service
 
 PG_MAJOR = 15

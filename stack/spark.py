@@ -21,10 +21,10 @@ import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
+from platform_common.config import REPO, TOOLS, Settings
+from platform_common.errors import ConfigError, StackError
+from platform_common.net import port_open
 from stack import jvm
-from stack.config import REPO, TOOLS, Settings
-from stack.errors import ConfigError, StackError
-from stack.net import port_open
 from stack.service import Service
 from stack.supervisor import Supervisor
 

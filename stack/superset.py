@@ -30,8 +30,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from stack.config import REPO, TOOLS, Settings
-from stack.errors import StackError
+from platform_common.config import REPO, TOOLS, Settings
+from platform_common.errors import StackError
 from stack.service import Service
 
 VENV = TOOLS / "venvs" / "superset"
@@ -288,7 +288,7 @@ def service(settings: Settings) -> Service:
 
 def main(argv: list[str]) -> int:
     """`python -m stack.superset apply|refresh`: re-apply the dashboards bundle, or force-refresh every chart."""
-    from stack import config
+    from platform_common import config
     try:
         settings = config.load()
         if argv[:1] == ["apply"]:

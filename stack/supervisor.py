@@ -15,8 +15,8 @@ from pathlib import Path
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from stack.config import REPO, Settings
-from stack.errors import StackError
+from platform_common.config import REPO, Settings
+from platform_common.errors import StackError
 from stack.service import Service
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from stack.config import Settings
+from platform_common.config import Settings
 from stack.ui import console
 
 

@@ -8,9 +8,10 @@ import uuid
 
 import pytest
 
+from platform_common import config
+from platform_common.config import REPO
 from simulators import pipeline
-from stack import config, flink, lifecycle, services
-from stack.config import REPO
+from stack import flink, lifecycle, services
 from tests.support import population
 
 

@@ -15,15 +15,8 @@ Retries back off exponentially. catchup is off and one run at a time.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from airflow.sdk import chain, dag, task
-from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # churn_platform, when imported outside Airflow
-from churn_platform.common import (  # noqa: E402
+from churn_platform.common import (
     CUSTOMER_FEATURES,
     DBT_EXECUTABLE,
     DBT_PROJECT,
@@ -36,6 +29,8 @@ from churn_platform.common import (  # noqa: E402
     spark_ml,
     warehouse_table,
 )
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 
 @dag(

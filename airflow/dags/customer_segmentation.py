@@ -12,13 +12,8 @@ needs_segmentation -> segment -> load_segments -> refresh_dashboards
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from airflow.sdk import dag, task
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from churn_platform.common import CUSTOMER_FEATURES, DEFAULT_ARGS, PIPELINE_DAG_ID, START_DATE, segmentation_tasks  # noqa: E402
+from churn_platform.common import CUSTOMER_FEATURES, DEFAULT_ARGS, PIPELINE_DAG_ID, START_DATE, segmentation_tasks
 
 
 @dag(

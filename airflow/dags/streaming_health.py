@@ -14,15 +14,11 @@ fails after recording it, so the failure callback also records an alert.
 """
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 from airflow.sdk import Variable, dag, task
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from churn_platform import streaming  # noqa: E402
-from churn_platform.common import DEFAULT_ARGS, PLATFORM_POSTGRES, START_DATE  # noqa: E402
+from churn_platform import streaming
+from churn_platform.common import DEFAULT_ARGS, PLATFORM_POSTGRES, START_DATE
 
 MAX_LAG_VARIABLE = "streaming_health_max_lag"
 DEAD_LETTERS_VARIABLE = "streaming_health_dead_letters"

@@ -22,11 +22,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from debezium.cdc_sink import mapping
 from debezium.cdc_sink.mapping import BadRecord, IncompatibleSchema
+from platform_common import contracts
 
 log = logging.getLogger("cdc_sink")
 
-DEAD_LETTER_TOPIC = "dead_letter"
-GROUP_ID = "cdc-sink"
+DEAD_LETTER_TOPIC = contracts.DEAD_LETTER_TOPIC
+GROUP_ID = contracts.CDC_SINK_CONSUMER_GROUP
 INSERT_RETRY_SECONDS = 120
 
 
@@ -363,8 +364,8 @@ def serve_health(sink: CdcSink) -> ThreadingHTTPServer:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from stack import config as stack_config
-    from stack.errors import StackError
+    from platform_common import config as stack_config
+    from platform_common.errors import StackError
     try:
         cfg = Config.from_settings(stack_config.load())
     except StackError as exc:

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from flink_jobs import pipeline, streaming_job  # noqa: E402
+from flink_jobs import pipeline, streaming_job
 
 
 def udf_jar() -> Path:

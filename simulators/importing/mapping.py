@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from stack.errors import StackError
+from platform_common.errors import StackError
 
 # section -> {contract field: kind}. Kinds: see records.py. `?` marks an optional field.
 FIELDS: dict[str, dict[str, str]] = {

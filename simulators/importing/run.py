@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from platform_common.contracts import PURCHASE_EVENTS_TOPIC, WEB_EVENTS_TOPIC
 from simulators.importing import files, records
 from simulators.importing.mapping import Section, load
 from simulators.importing.report import Rejections
@@ -31,8 +32,8 @@ CUSTOMER_BATCH = 5000     # customers per transaction
 @dataclass
 class ImportConfig:
     mapping: Path
-    web_topic: str = "web_events"
-    purchase_topic: str = "purchase_events"
+    web_topic: str = WEB_EVENTS_TOPIC
+    purchase_topic: str = PURCHASE_EVENTS_TOPIC
     dry_run: bool = False                 # read, check and report; send and write nothing
     ledger_dir: Path | None = None        # default DATA_DIR/simulator/ledger/<run-id>
     report: Path | None = None            # default <ledger dir>/rejected.csv
@@ -59,7 +60,7 @@ def run_import(cfg: ImportConfig, *, sink=None, customer_writer=None, settings=N
     run_id = cfg.run_id or new_run_id("import")
     if settings is None and (not cfg.dry_run and (sink is None or customer_writer is None)
                              or cfg.ledger_dir is None):
-        from stack import config as stack_config
+        from platform_common import config as stack_config
         settings = stack_config.load()
     # a dry run's ledger is kept apart: wait-for-pipeline must not wait for what was never sent
     directory = cfg.ledger_dir or simulator_dir(settings) / ("dry-runs" if cfg.dry_run else "ledger") / run_id

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from stack.config import REPO
+from platform_common.config import REPO
 
 
 def _reachable(host: str, port: int) -> bool:

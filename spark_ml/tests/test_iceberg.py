@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from platform_common.config import REPO
 from spark_ml import export, features, lake
-from stack.config import REPO
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ import json
 import pyarrow.compute as pc
 import pytest
 
+from platform_common.config import REPO
 from spark_ml import export, features, lake, load, segmentation
 from spark_ml.tests.conftest import isolated_lake
-from stack.config import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

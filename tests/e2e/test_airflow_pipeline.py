@@ -30,9 +30,9 @@ import uuid
 import psycopg
 import pytest
 
+from platform_common.config import REPO
 from simulators import pipeline
 from stack import airflow, clickhouse
-from stack.config import REPO
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]

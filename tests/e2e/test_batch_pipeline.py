@@ -34,10 +34,10 @@ import uuid
 
 import pytest
 
+from platform_common.config import REPO
 from simulators import pipeline
 from simulators.cli import DEMO_CUSTOMERS, DEMO_DAYS, DEMO_SEED
 from stack import clickhouse, flink
-from stack.config import REPO
 from tests.support import population
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]

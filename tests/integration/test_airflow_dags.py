@@ -26,8 +26,9 @@ import psycopg
 import pytest
 import requests
 
-from stack import airflow, clickhouse, config, flink
-from stack.config import REPO
+from platform_common import config
+from platform_common.config import REPO
+from stack import airflow, clickhouse, flink
 from tests.support.paused_dag import paused
 from tests.support.waiting import wait_for
 

@@ -11,8 +11,8 @@ import uuid
 import pytest
 import sqlalchemy
 
+from platform_common.config import REPO, TOOLS
 from stack import clickhouse, migrations
-from stack.config import REPO, TOOLS
 
 pytestmark = pytest.mark.integration
 DBT = TOOLS / "venvs" / "dbt" / "bin" / "dbt"

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
+from platform_common.config import REPO
 from stack import clickhouse
-from stack.config import REPO
 
 pytestmark = pytest.mark.integration
 

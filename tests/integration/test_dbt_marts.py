@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from platform_common.config import REPO
 from stack import clickhouse
-from stack.config import REPO
 from tests.support import cdc_mirror as m
 
 pytestmark = pytest.mark.integration

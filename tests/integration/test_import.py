@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from platform_common.config import REPO
 from simulators import pipeline
 from simulators.importing import ImportConfig, run_import, values
 from stack import flink
-from stack.config import REPO
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from platform_common.config import REPO
 from simulators import run, run_customers
 from simulators.population import DAY_MS
 from stack import kafka
-from stack.config import REPO
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import uuid
 import psutil
 import pytest
 
+from platform_common.config import REPO
 from stack import lifecycle, services, spark
-from stack.config import REPO
 from stack.supervisor import Supervisor
 from tests.conftest import run_stack
 from tests.support.waiting import wait_for

@@ -11,8 +11,8 @@ import time
 import psycopg
 import pytest
 
+from platform_common.config import REPO
 from stack import clickhouse, lifecycle, services, superset
-from stack.config import REPO
 from tests.conftest import run_stack
 from tests.support import superset_browser as browser
 from tests.support.waiting import wait_for

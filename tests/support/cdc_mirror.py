@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import orjson
 import pandas as pd
 
+from platform_common.config import REPO
 from simulators import run
 from simulators.customers import timeline
-from stack.config import REPO
 
 MIGRATION = REPO / "sql" / "clickhouse" / "migrations" / "00002_cdc_mirror.sql"
 UTC = dt.UTC

@@ -5,8 +5,9 @@ import base64
 
 import pytest
 
-from stack import airflow, config, services
-from stack.config import REPO, ensure_env_file
+from platform_common import config
+from platform_common.config import REPO, ensure_env_file
+from stack import airflow, services
 
 pytestmark = pytest.mark.unit
 

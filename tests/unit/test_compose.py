@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from stack import config, services
+from platform_common import config
+from stack import services
 from stack.compose import compose  # builds the compose plugin on first use when docker lacks it
 
 pytestmark = pytest.mark.unit

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from stack import config
-from stack.config import REPO, ensure_env_file
-from stack.errors import ConfigError
+from platform_common import config
+from platform_common.config import REPO, ensure_env_file
+from platform_common.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 

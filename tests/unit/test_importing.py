@@ -19,11 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from platform_common.config import REPO
 from simulators import pipeline
 from simulators.importing import ImportConfig, MappingError, load, run_import, values
 from simulators.importing.values import Invalid
 from simulators.ledger import ORDER_STATUSES, WEB_TYPES
-from stack.config import REPO
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from platform_common.errors import StackError
 from stack import setup
-from stack.errors import StackError
 
 pytestmark = pytest.mark.unit
 

@@ -8,9 +8,10 @@ import zipfile
 import pytest
 import yaml
 
-from stack import config, superset
-from stack.config import ensure_env_file
-from stack.errors import StackError
+from platform_common import config
+from platform_common.config import ensure_env_file
+from platform_common.errors import StackError
+from stack import superset
 
 pytestmark = pytest.mark.unit
 

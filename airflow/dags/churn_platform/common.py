@@ -13,6 +13,8 @@ from pathlib import Path
 
 from airflow.sdk import Asset
 
+from platform_common import contracts
+
 REPO = Path(__file__).resolve().parents[3]
 MAIN_PYTHON = REPO / ".venv" / "bin" / "python"
 SPARK_PYTHON = REPO / ".tools" / "venvs" / "spark" / "bin" / "python"
@@ -21,11 +23,11 @@ DBT_EXECUTABLE = REPO / "airflow" / "bin" / "dbt"
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 # one Spark job at a time on this 2-core machine (created with 1 slot by `make up`)
-SPARK_POOL = "spark"
+SPARK_POOL = contracts.SPARK_POOL
 # the connection the DAGs write ops.alerts / ops.incidents through (AIRFLOW_CONN_PLATFORM_POSTGRES)
 PLATFORM_POSTGRES = "platform_postgres"
 
-PIPELINE_DAG_ID = "customer_analytics_pipeline"
+PIPELINE_DAG_ID = contracts.PIPELINE_DAG_ID
 # how the segment task reaches Spark: "connect" = the stack's long-lived Spark Connect driver (stack/spark.py,
 # no Spark start-up per run); "local" = a Spark inside the task (compose's Airflow: Spark Connect sends its
 # token without TLS only to a host named localhost)

@@ -14,12 +14,16 @@ import uuid
 import requests
 
 from churn_platform.common import MAIN_PYTHON, REPO
+from platform_common.contracts import (
+    CDC_SINK_CONSUMER_GROUP,
+    DEAD_LETTER_TOPIC,
+    FLINK_CONSUMER_GROUP,
+    FLINK_JOB_NAME,
+)
 
-FLINK_JOB = "churn-streaming"
 ACTIVE = {"RUNNING", "CREATED", "INITIALIZING", "RESTARTING", "RECONCILING"}
 # consumer groups whose lag matters: the Flink job (its offsets are committed on checkpoints) and the CDC sink
-CONSUMER_GROUPS = (f"flink-{FLINK_JOB}", "cdc-sink")
-DEAD_LETTER_TOPIC = "dead_letter"
+CONSUMER_GROUPS = (FLINK_CONSUMER_GROUP, CDC_SINK_CONSUMER_GROUP)
 
 
 def _incident(component: str, problem: str, action: str, resolved: bool) -> dict:
@@ -32,7 +36,7 @@ def _flink_url() -> str:
 
 def flink_job_state() -> str | None:
     jobs = requests.get(f"{_flink_url()}/jobs/overview", timeout=10).json()["jobs"]
-    states = [j["state"] for j in jobs if j["name"] == FLINK_JOB and j["state"] in ACTIVE]
+    states = [j["state"] for j in jobs if j["name"] == FLINK_JOB_NAME and j["state"] in ACTIVE]
     return states[0] if states else None
 
 
@@ -49,7 +53,7 @@ def check_flink_job() -> list[dict]:
                             capture_output=True, text=True, timeout=600)
     output = " ".join((result.stdout + result.stderr).split())[-300:]
     resolved = result.returncode == 0 and flink_job_state() == "RUNNING"
-    return [_incident("flink-job", f"job {FLINK_JOB} not running",
+    return [_incident("flink-job", f"job {FLINK_JOB_NAME} not running",
                       f"resubmitted from the latest checkpoint: {output}", resolved)]
 
 

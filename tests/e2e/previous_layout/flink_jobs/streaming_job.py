@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from flink_jobs import pipeline  # noqa: E402
+from flink_jobs import pipeline
 
 RAW_WEB_COLUMNS = """event_id STRING, customer_id STRING, session_id STRING, event_type STRING, page_url STRING,
   product_id STRING, search_query STRING, device_type STRING, country STRING, utm_source STRING,

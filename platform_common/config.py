@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
-from stack.errors import ConfigError
+from platform_common.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 ENV_FILE = REPO / ".env"
