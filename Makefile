@@ -143,10 +143,10 @@ test-flink: setup ## the Flink job's SQL on hand-made records (local mini cluste
 	@$(FLINK_PY) -m pytest -q -p no:cacheprovider flink_jobs/tests $(FLINK_PYTEST_ARGS)
 
 flink-submit: setup ## submit the streaming job unless it runs (resumes from the latest retained checkpoint)
-	@$(PY) -m stack.flink submit
+	@$(PY) -m flink_jobs.deploy submit
 
 flink-checkpoint: $(VENV)/.synced ## print the latest retained checkpoint of the streaming job
-	@$(PY) -m stack.flink checkpoint
+	@$(PY) -m flink_jobs.deploy checkpoint
 
 # ---- dbt (dbt/, dbt/README.md): staging -> intermediate -> marts in ClickHouse `analytics` from the CDC mirror `cdc`
 # dbt/run.py loads .env and runs .tools/venvs/dbt/bin/dbt with dbt/ as project and profiles dir.

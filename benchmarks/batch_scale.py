@@ -39,9 +39,9 @@ from rich.table import Table
 
 from benchmarks import results
 from benchmarks.dbt_build import dbt_build, generate, increment
-from platform_common import config
+from platform_common import clients, config
 from platform_common.config import REPO
-from stack import clickhouse, lifecycle
+from stack import lifecycle
 from stack.supervisor import Supervisor
 from tests.support.cdc_mirror import create_mirror
 
@@ -151,7 +151,7 @@ def main() -> int:
     ap.add_argument("--days", type=int, default=60)
     args = ap.parse_args()
     settings = config.load()
-    client = clickhouse.client(settings, send_receive_timeout=7200)
+    client = clients.clickhouse(settings, send_receive_timeout=7200)
     console = Console(width=150)
     runs = [scale(client, settings, n, args.days, console) for n in args.customers]
     table = Table(title=f"the batch at scale: simulator-shaped mirror filled in ClickHouse directly, {args.days} days, "

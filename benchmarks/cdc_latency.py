@@ -27,8 +27,8 @@ from confluent_kafka import Consumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from platform_common import config
-from stack import clickhouse, kafka
+from platform_common import clients, config
+from stack import kafka
 
 COLUMNS = ("event_id", "customer_id", "session_id", "event_type", "page_url", "product_id", "search_query",
            "device_type", "country", "utm_source", "event_time", "kafka_partition", "kafka_offset")
@@ -72,7 +72,7 @@ def main() -> int:
     args = parser.parse_args()
     settings = config.load()
     console = Console()
-    ch = clickhouse.client(settings)
+    ch = clients.clickhouse(settings)
     customer_id = f"bench-cdc-{uuid.uuid4().hex[:10]}"
     topic = f"{settings['CDC_TOPIC_PREFIX']}.raw.web_events"
 

@@ -35,10 +35,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from platform_common import config
+from platform_common import clients, config
 from platform_common.config import REPO
 from simulators import catalog
-from stack import clickhouse
 from tests.support.cdc_mirror import create_mirror
 
 RUNNER = REPO / "dbt" / "run.py"
@@ -194,7 +193,7 @@ def main() -> int:
     ap.add_argument("--days", type=int, default=60)
     args = ap.parse_args()
     settings = config.load()
-    client = clickhouse.client(settings, send_receive_timeout=3600)
+    client = clients.clickhouse(settings, send_receive_timeout=3600)
     console = Console(width=140)
     table = Table(title=f"dbt build (dbt/), {args.days} days of history, this machine")
     for col in ("customers", "web events", "orders", "generate", "full build", "  models", "no change",

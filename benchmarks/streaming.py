@@ -44,9 +44,9 @@ from rich.table import Table
 
 from benchmarks.cdc_latency import percentile
 from benchmarks.results import write as write_figures
-from platform_common import config
+from flink_jobs import deploy
+from platform_common import clients, config, flink_rest
 from simulators import run
-from stack import clickhouse, flink
 from stack.supervisor import Supervisor
 
 HERE = Path(__file__).resolve().parent
@@ -120,14 +120,14 @@ def drain(settings, events: int) -> dict:
     slow one back-pressures the sources). Lost and duplicated are reconciled against the ledger, in
     PostgreSQL and in the ClickHouse mirror (CDC runs throughout)."""
     prefix = f"drain{uuid.uuid4().hex[:6]}_"
-    flink.cancel(settings, flink.running_job(settings)["jid"])
+    deploy.cancel(settings, flink_rest.running_job(settings)["jid"])
     # live pacing at about what the simulator can send (a far higher rate spawns sessions, and their
     # future events, faster than they are sent: memory grows without bound)
     ledger = run(mode="live", rate=100_000, count=events, customers=50_000, id_prefix=prefix,
                  seed=uuid.uuid4().int % 2 ** 31, quiet=True, ledger="none", settings=settings)
     produced = ledger.messages / max(ledger.elapsed_s, 1e-9)
     t0 = time.monotonic()
-    flink.ensure_job(settings)
+    deploy.ensure_job(settings)
     running = time.monotonic()
     want = (ledger.web.valid, ledger.purchases.valid)
     got = (0, 0, 0, 0)
@@ -140,7 +140,7 @@ def drain(settings, events: int) -> dict:
             time.sleep(0.5)
         done = time.monotonic()
         got = landed(conn, prefix)
-    ch = clickhouse.client(settings)
+    ch = clients.clickhouse(settings)
     mirror = {}
     deadline = time.monotonic() + 600
     for table, key in (("raw_web_events", "event_id"), ("raw_purchase_events", "order_id")):
@@ -170,7 +170,7 @@ def taskmanager_memory(settings) -> dict:
             if line.startswith("VmHWM:"):
                 out["taskmanager_peak_rss_mib"] = round(int(line.split()[1]) / 1024)
     try:
-        url = flink.rest_url(settings)
+        url = flink_rest.rest_url(settings)
         tm = requests.get(f"{url}/taskmanagers", timeout=5).json()["taskmanagers"][0]["id"]
         got = requests.get(f"{url}/taskmanagers/{tm}/metrics?get=Status.JVM.Memory.Heap.Max", timeout=5).json()
         out["taskmanager_heap_max_mib"] = round(float(got[0]["value"]) / 2 ** 20)
@@ -181,10 +181,10 @@ def taskmanager_memory(settings) -> dict:
 
 # -- 3. the Flink job under a rate ladder ------------------------------------------------------
 def flink_info(settings) -> str:
-    job = flink.running_job(settings)
+    job = flink_rest.running_job(settings)
     if not job:
         return "job not running"
-    detail = requests.get(f"{flink.rest_url(settings)}/jobs/{job['jid']}", timeout=5).json()
+    detail = requests.get(f"{flink_rest.rest_url(settings)}/jobs/{job['jid']}", timeout=5).json()
     par = sorted({v["parallelism"] for v in detail["vertices"]})
     return f"job {job['jid'][:8]}, parallelism {','.join(map(str, par))}"
 
@@ -192,7 +192,7 @@ def flink_info(settings) -> str:
 def busiest(settings, top: int = 2) -> str:
     """The job's busiest operator chains right now (busy ms/s of the busiest subtask)."""
     try:
-        url, job = flink.rest_url(settings), flink.running_job(settings)
+        url, job = flink_rest.rest_url(settings), flink_rest.running_job(settings)
         out = []
         for v in requests.get(f"{url}/jobs/{job['jid']}", timeout=5).json()["vertices"]:
             got = requests.get(f"{url}/jobs/{job['jid']}/vertices/{v['id']}/subtasks/metrics"
@@ -262,7 +262,7 @@ def main() -> int:
     ap.add_argument("--skip-cdc", action="store_true")
     args = ap.parse_args()
     settings = config.load()
-    flink.ensure_job(settings)
+    deploy.ensure_job(settings)
     started = time.monotonic()
 
     raw_produce = sim_e2e = sim_gen = float("nan")

@@ -89,9 +89,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("action", choices=["fix", "show"])
     parser.add_argument("run_id")
     args = parser.parse_args(argv)
-    from platform_common import config
-    from stack import clickhouse
-    client = clickhouse.client(config.load())
+    from platform_common import clients, config
+    client = clients.clickhouse(config.load())
     if args.action == "fix":
         db = fix(client, args.run_id)
         for table, (_, hwm, n) in sorted(_recorded(client, args.run_id).items()):

@@ -44,7 +44,7 @@ Semantics (asserted exactly by flink_jobs/tests and tests/integration/test_flink
   on-time web event in [window_start, window_start + 5 min).
 * Late events: one row per late event in realtime.late_events (its key, source topic, window), an
   idempotent upsert; the view realtime.late_events_1m counts them per (1-minute window, source).
-* Replay (after an upgrade whose state the old checkpoint cannot restore; stack/flink.py decides it):
+* Replay (after an upgrade whose state the old checkpoint cannot restore; deploy.py decides it):
   the sources start at offsets rewound before the old job's committed ones. Records below the
   committed offsets were processed by the old job: they upsert their raw rows again (no change) but
   send no dead letter and write no late-event row a second time. The aggregates write only windows
@@ -67,7 +67,7 @@ MAX_ITEMS = 20                  # line items per order (more goes to dead_letter
 DEDUP_TTL = "6 h"               # state TTL of the deduplication (and of the late-events counts)
 JOB_NAME = contracts.FLINK_JOB_NAME
 # the state layout of the job's plan: raise it when a change to the SQL makes the operators' state
-# incompatible with a checkpoint of the previous version (stack/flink.py then replays, see Replay)
+# incompatible with a checkpoint of the previous version (deploy.py then replays, see Replay)
 LAYOUT = 2
 TOPICS = {"web": contracts.WEB_EVENTS_TOPIC, "orders": contracts.PURCHASE_EVENTS_TOPIC}
 

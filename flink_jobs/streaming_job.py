@@ -1,7 +1,7 @@
 """The streaming job: Kafka (web_events, purchase_events) -> validation, dead letters, dedupe,
 windows -> PostgreSQL (raw.*, realtime.*) and the `dead_letter` topic.
 
-Submitted to a Flink session cluster by the stack (`stack/flink.py`, `make flink-submit`) with the
+Submitted to a Flink session cluster by flink_jobs/deploy.py (`make up`, `make flink-submit`) with the
 PyFlink client:  flink run -d --python flink_jobs/streaming_job.py
 The Python code only builds the plan: every operator is Flink SQL, so the cluster runs no Python.
 

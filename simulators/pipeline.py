@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from platform_common import clients
 from platform_common.errors import StackError
 
 
@@ -129,9 +130,10 @@ def checks_for(summary: dict) -> list[Check]:
 
 def _flink_state(settings) -> str:
     try:
-        from stack import flink
-        job = flink.running_job(settings)
-        return f"Flink job {flink.JOB_NAME}: {job['state'] if job else 'NOT RUNNING (make flink-submit)'}"
+        from platform_common import flink_rest
+        from platform_common.contracts import FLINK_JOB_NAME
+        job = flink_rest.running_job(settings)
+        return f"Flink job {FLINK_JOB_NAME}: {job['state'] if job else 'NOT RUNNING (make flink-submit)'}"
     except Exception as exc:  # noqa: BLE001 - only a hint in an error message
         return f"Flink REST unreachable ({exc.__class__.__name__})"
 
@@ -142,11 +144,9 @@ def wait(settings, run_ids: list[str | Path] | None = None, timeout: float = 900
     {"runs", "checks": [{table, expected, got, reached_s}], "stream_s", "cdc_s", "seconds"}."""
     import psycopg
 
-    from stack import clickhouse
-
     run_ids = run_ids or default_runs(settings)
     checks = [c for r in run_ids for c in checks_for(read_summary(settings, r))]
-    ch = clickhouse.client(settings)
+    ch = clients.clickhouse(settings)
     t0 = last_change = time.monotonic()
     last_print, stable = 0.0, False
     with psycopg.connect(settings.postgres_dsn("POSTGRES_BI_USER", "POSTGRES_BI_PASSWORD"), autocommit=True) as pg:

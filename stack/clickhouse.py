@@ -7,18 +7,11 @@ from __future__ import annotations
 
 import sys
 
-import clickhouse_connect
 import requests
 
 from platform_common.config import Settings
 from stack import migrations
 from stack.service import Service
-
-
-def client(settings: Settings, user_var: str = "CLICKHOUSE_USER", password_var: str = "CLICKHOUSE_PASSWORD",
-           **kwargs):
-    return clickhouse_connect.get_client(host=settings["CLICKHOUSE_HOST"], port=settings.clickhouse_port,
-                                         username=settings[user_var], password=settings[password_var], **kwargs)
 
 
 def service(settings: Settings) -> Service:

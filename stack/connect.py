@@ -1,10 +1,16 @@
-"""Kafka Connect in distributed mode (one worker) with the Debezium PostgreSQL plugin."""
+"""Kafka Connect in distributed mode (one worker) with the Debezium PostgreSQL plugin.
+
+Once it is healthy, `python -m debezium` registers the platform's connectors (debezium/connectors.py):
+the connectors are the CDC engine's code, this module only runs and checks the worker."""
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import requests
 
-from debezium import connectors
-from platform_common.config import Settings
+from platform_common.config import REPO, Settings
+from platform_common.errors import StackError
 from stack import jvm
 from stack.service import Service
 
@@ -30,14 +36,19 @@ def service(settings: Settings) -> Service:
 
     def provision() -> None:
         # the Debezium connectors (debezium/connectors/*.json): PUT their configs, wait for RUNNING
-        connectors.register(settings, url)
-        connectors.wait_running(url, list(connectors.load(settings)))
+        if subprocess.run([sys.executable, "-m", "debezium"], cwd=REPO).returncode != 0:
+            raise StackError("registering the Debezium connectors failed (`python -m debezium`; its error is "
+                             "printed above)")
 
     def details() -> str:
+        # every registered connector with its state and its tasks' states, from Connect's REST API
         try:
-            return connectors.summary(url, list(connectors.load(settings)))
+            found = requests.get(f"{url}/connectors", params={"expand": "status"}, timeout=5).json()
         except (requests.RequestException, ValueError) as exc:
             return f"connector status unavailable: {type(exc).__name__}"
+        return "; ".join(f"{name} {s['status']['connector']['state']} "
+                         f"[{','.join(t['state'] for t in s['status']['tasks']) or 'no tasks'}]"
+                         for name, s in sorted(found.items())) or "no connectors registered"
 
     return Service(
         name="connect",

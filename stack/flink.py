@@ -9,38 +9,31 @@ from flink_jobs/udf by `make setup`; in lib, the `flink run` client plans with t
 RocksDB; checkpoints (every 10 s, incremental, exactly once, retained on cancel) and savepoints
 live under DATA_DIR/flink.
 
-Once the TaskManager is healthy, provisioning makes sure the streaming job (flink_jobs/) runs:
-if no job of that name is running, it is submitted with the PyFlink client (`flink run`), resumed
-from the latest retained checkpoint when there is one. The same submission works against any
-JobManager (FLINK_REST_URL), e.g. the compose stack's.
+Once the TaskManager is healthy, provisioning makes sure the streaming job runs: it calls
+`python -m flink_jobs.deploy ensure` (flink_jobs/deploy.py submits the job, resumed from the latest
+retained checkpoint, and handles upgrades). This module only runs and checks the cluster; it imports
+no job code.
 """
 from __future__ import annotations
 
-import fcntl
-import os
 import subprocess
 import sys
-import time
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlparse
 
 import requests
 
-from flink_jobs import pipeline
 from platform_common.config import REPO, TOOLS, Settings
+from platform_common.contracts import FLINK_JOB_NAME
 from platform_common.errors import StackError
-from platform_common.net import get_json
-from stack import flink_upgrade, jvm
+from platform_common.flink_rest import ACTIVE_STATES, jobs, overview, rest_url
+from stack import jvm
 from stack.service import Service
 
 VENV = TOOLS / "venvs" / "flink"
 CONNECTOR_JARS = jvm.JVM_DIR / "flink"
 UDF_JARS = jvm.JVM_DIR / "flink-udf"     # the job's Java functions (flink_jobs/udf, built by setup)
-JOB_SCRIPT = REPO / "flink_jobs" / "streaming_job.py"
-JOB_NAME = pipeline.JOB_NAME
-ACTIVE_STATES = {"RUNNING", "CREATED", "INITIALIZING", "RESTARTING", "RECONCILING"}
 # what Flink's distribution config sets for Java 17 (the wheel ships no conf/)
 JAVA_OPTS = " ".join([
     "-Duser.timezone=UTC",
@@ -91,10 +84,6 @@ class Paths:
         self.savepoints = self.root / "savepoints"
         self.tmp = self.root / "tmp"
         self.logs = self.root / "log"
-
-
-def rest_url(settings: Settings) -> str:
-    return settings["FLINK_REST_URL"].rstrip("/")
 
 
 # The cluster's behaviour, the same in every deployment: docker-compose.yml's FLINK_PROPERTIES repeats it
@@ -186,136 +175,20 @@ def script_env(settings: Settings) -> dict[str, str]:
             "FLINK_LOG_DIR": str(paths.logs.resolve()), "FLINK_PID_DIR": str(paths.tmp.resolve())}
 
 
-def overview(settings: Settings) -> dict | None:
-    return get_json(f"{rest_url(settings)}/overview", timeout=3)
-
-
-def jobs(settings: Settings) -> list[dict]:
-    response = requests.get(f"{rest_url(settings)}/jobs/overview", timeout=5)
-    response.raise_for_status()
-    return response.json()["jobs"]
-
-
-def running_job(settings: Settings) -> dict | None:
-    return next((j for j in jobs(settings) if j["name"] == JOB_NAME and j["state"] in ACTIVE_STATES), None)
-
-
-def cancel(settings: Settings, jid: str, timeout: float = 60) -> None:
-    """Cancel a job (its checkpoint is retained) and wait until no job of ours is active."""
-    requests.patch(f"{rest_url(settings)}/jobs/{jid}", params={"mode": "cancel"}, timeout=30).raise_for_status()
-    deadline = time.monotonic() + timeout
-    while running_job(settings):
-        if time.monotonic() > deadline:
-            raise StackError(f"the Flink job {jid} is still active {timeout:.0f}s after cancelling it")
-        time.sleep(0.5)
-
-
-def latest_checkpoint(settings: Settings) -> str | None:
-    """The newest retained checkpoint: from the JobManager's job history, else from the folder."""
-    known = sorted((j for j in jobs(settings) if j["name"] == JOB_NAME), key=lambda j: j["start-time"], reverse=True)
-    for job in known:
-        try:
-            latest = requests.get(f"{rest_url(settings)}/jobs/{job['jid']}/checkpoints", timeout=5).json()["latest"]
-        except (requests.RequestException, ValueError, KeyError):
-            continue
-        completed = latest.get("completed") or {}
-        if completed.get("external_path") and completed.get("checkpoint_type", "").endswith("CHECKPOINT"):
-            path = completed["external_path"]
-            local = Path(urlparse(path).path)
-            # a checkpoint in our data folder must still be there; one of another JobManager (compose)
-            # lives in its own file system
-            if not local.is_relative_to(settings.data_dir.resolve()) or (local / "_metadata").exists():
-                return path
-    candidates = sorted(Paths(settings).checkpoints.glob("*/chk-*/_metadata"), key=lambda p: p.stat().st_mtime)
-    return str(candidates[-1].parent) if candidates else None
-
-
-def submit(settings: Settings, from_checkpoint: str | None = None, timeout: float = 180,
-           replay: pipeline.Replay | None = None, job_script: Path = JOB_SCRIPT) -> str:
-    """Submit the streaming job (detached) and wait until it runs; returns the job id.
-
-    replay: an upgrade's replay (flink_upgrade), passed on every submission of that layout.
-    job_script: another copy of the job (the upgrade test's previous layout) plans with its own
-    `flink_jobs` package, from the folder above it (PYTHONPATH wins over the installed package)."""
-    home = pyflink_home()
-    rest = urlparse(rest_url(settings))
-    python = VENV / "bin" / "python"
-    cmd = ["bash", str(home / "bin" / "flink"), "run", "-d",
-           f"-Drest.address={rest.hostname}", f"-Drest.port={rest.port or 8081}",
-           f"-Dpython.client.executable={python}", "-Dpython.executable=python3"]
-    if from_checkpoint:
-        cmd += ["-s", from_checkpoint]
-    cmd += ["--python", str(job_script)]
-    env = {**os.environ, **script_env(settings), "PYFLINK_CLIENT_EXECUTABLE": str(python),
-           "FLINK_JOB_KAFKA_BOOTSTRAP_SERVERS": settings["FLINK_JOB_KAFKA_BOOTSTRAP_SERVERS"],
-           "FLINK_JOB_POSTGRES_URL": settings["FLINK_JOB_POSTGRES_URL"],
-           "POSTGRES_STREAM_USER": settings["POSTGRES_STREAM_USER"],
-           "POSTGRES_STREAM_PASSWORD": settings["POSTGRES_STREAM_PASSWORD"],
-           "FLINK_JOB_REPLAY": replay.to_json() if replay else ""}
-    if job_script != JOB_SCRIPT:
-        env["PYTHONPATH"] = str(job_script.resolve().parent.parent)
-    log = settings.data_dir / "logs" / "flink-submit.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as fh:
-        result = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=REPO, timeout=600)
+def _ensure_job() -> None:
+    """The streaming job runs once the TaskManager is up: its deployment is the job's own code."""
+    result = subprocess.run([sys.executable, "-m", "flink_jobs.deploy", "ensure"], cwd=REPO)
     if result.returncode != 0:
-        hint = (f" (resuming from {from_checkpoint}; if the job's SQL changed incompatibly, move that checkpoint "
-                f"folder away to start from the consumer group's committed offsets)" if from_checkpoint else "")
-        raise StackError(f"submitting the Flink job failed{hint}; see {log}")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = next((j for j in jobs(settings) if j["name"] == JOB_NAME and j["state"] in ACTIVE_STATES), None)
-        if job and job["state"] == "RUNNING" and job.get("tasks", {}).get("running", 0) == job.get("tasks", {}).get("total", -1):
-            return job["jid"]
-        time.sleep(1)
-    raise StackError(f"the Flink job {JOB_NAME} did not reach RUNNING within {timeout:.0f}s; "
-                     f"see {rest_url(settings)} and {settings.data_dir / 'logs' / 'flink-taskmanager.log'}")
-
-
-@contextmanager
-def submission_lock(settings: Settings):
-    """One submitter at a time on this machine (make up, the streaming_health DAG, tests): without it two
-    callers that both saw no job running each submitted one, and two jobs read the same topics."""
-    path = Paths(settings).root / "submit.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
-
-
-def ensure_job(settings: Settings) -> None:
-    """Idempotent: submit the streaming job unless it is already running; from the latest checkpoint,
-    or, when that checkpoint is of another state layout, with a replay (stack/flink_upgrade.py)."""
-    with submission_lock(settings):
-        if not running_job(settings):
-            _submit_current(settings)
-
-
-def _submit_current(settings: Settings) -> None:
-    checkpoints = Paths(settings).checkpoints
-    checkpoint = latest_checkpoint(settings)
-    layout = flink_upgrade.Layout.read(checkpoints)
-    if checkpoint and layout and layout.version != pipeline.LAYOUT:
-        replay = flink_upgrade.plan_replay(settings)
-        aside = flink_upgrade.move_aside(checkpoints, layout.version)
-        print(f"flink: the job's state layout changed ({layout.version} -> {pipeline.LAYOUT}); its checkpoint moved "
-              f"to {aside}, replaying from Kafka, windows from {replay.aggregate_from} UTC recomputed", flush=True)
-        layout = flink_upgrade.Layout(pipeline.LAYOUT, replay)
-        layout.write(checkpoints)
-        submit(settings, None, replay=replay)
-        return
-    if layout is None:
-        layout = flink_upgrade.Layout(pipeline.LAYOUT)
-        layout.write(checkpoints)
-    submit(settings, checkpoint, replay=layout.replay)
+        raise StackError("the streaming job could not be started (`python -m flink_jobs.deploy ensure` failed; "
+                         "its error is printed above)")
 
 
 def _details(settings: Settings) -> str:
     try:
-        job = next((j for j in jobs(settings) if j["name"] == JOB_NAME and j["state"] in ACTIVE_STATES), None)
+        job = next((j for j in jobs(settings) if j["name"] == FLINK_JOB_NAME and j["state"] in ACTIVE_STATES), None)
     except (requests.RequestException, ValueError, KeyError):
         return ""
-    return f"job {JOB_NAME}: {job['state']}" if job else f"job {JOB_NAME}: not running"
+    return f"job {FLINK_JOB_NAME}: {job['state']}" if job else f"job {FLINK_JOB_NAME}: not running"
 
 
 def service(settings: Settings) -> Service:
@@ -354,7 +227,7 @@ def taskmanager_service(settings: Settings) -> Service:
         healthy=healthy,
         depends_on=("flink-jobmanager",),
         prepare=lambda: write_config(settings),
-        provision=lambda: ensure_job(settings),
+        provision=lambda: _ensure_job(),
         details=lambda: _details(settings),
         environment=script_env(settings),
         stop_wait_seconds=30,
@@ -364,25 +237,3 @@ def taskmanager_service(settings: Settings) -> Service:
 # stack/services.py lists modules with a `service(settings)`: the TaskManager is its own entry
 taskmanager = SimpleNamespace(service=taskmanager_service)
 
-
-def main(argv: list[str]) -> int:
-    """`python -m stack.flink submit|checkpoint`: (re)submit the job or print the latest checkpoint."""
-    from platform_common import config
-    settings = config.load()
-    if argv[:1] == ["submit"]:
-        job = running_job(settings)
-        if job:
-            print(f"already running: {job['jid']}")
-        else:
-            ensure_job(settings)
-            print(f"submitted: {running_job(settings)['jid']}")
-        return 0
-    if argv[:1] == ["checkpoint"]:
-        print(latest_checkpoint(settings) or "none")
-        return 0
-    print("usage: python -m stack.flink submit|checkpoint", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

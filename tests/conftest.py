@@ -8,10 +8,11 @@ import uuid
 
 import pytest
 
+from flink_jobs import deploy
 from platform_common import config
 from platform_common.config import REPO
 from simulators import pipeline
-from stack import flink, lifecycle, services
+from stack import lifecycle, services
 from tests.support import population
 
 
@@ -47,7 +48,7 @@ def simulated_population(stack_up, tmp_path_factory):
     the pipeline's freshness check rightly fails. Its own id prefix keeps it apart from other runs.
     Returns (id prefix, customer ledger, event ledger)."""
     settings = stack_up
-    flink.ensure_job(settings)
+    deploy.ensure_job(settings)
     tmp = tmp_path_factory.mktemp("population")
     prefix = f"pop{uuid.uuid4().hex[:8]}_"
     customers, events = population.send(settings, tmp, prefix, customers=150, days=30, seed=77)

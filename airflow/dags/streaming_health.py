@@ -1,7 +1,7 @@
 """streaming_health: every 5 minutes, check the streaming side, repair what is down, record incidents.
 
 - flink_job: the PyFlink job churn-streaming runs in the Flink cluster (REST); if not, resubmit it
-  with `python -m stack.flink submit`, which resumes from the latest retained checkpoint.
+  with `python -m flink_jobs.deploy submit`, which resumes from the latest retained checkpoint.
 - connectors: every Debezium connector and task is RUNNING (Kafka Connect REST); a paused one is
   resumed, a failed one restarted (POST /connectors/<name>/restart?includeTasks=true&onlyFailed=true).
 - consumer_lag: how far the Flink job's and the CDC sink's consumer groups are behind (Kafka offsets);

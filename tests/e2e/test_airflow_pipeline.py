@@ -30,9 +30,10 @@ import uuid
 import psycopg
 import pytest
 
+from platform_common import clients
 from platform_common.config import REPO
 from simulators import pipeline
-from stack import airflow, clickhouse
+from stack import airflow
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
@@ -97,7 +98,7 @@ def test_every_run_succeeds_while_events_arrive(live_runs):
 
 def test_each_run_has_its_own_cutoff_and_the_stream_was_live(live_runs):
     runs, _, settings, _ = live_runs
-    ch = clickhouse.client(settings)
+    ch = clients.clickhouse(settings)
     cutoffs = []
     for run_id, _ in runs:
         rows = ch.query("SELECT source_table, snapshot_database, high_watermark, row_count FROM pipeline.run_cutoffs "
@@ -115,7 +116,7 @@ def test_each_run_has_its_own_cutoff_and_the_stream_was_live(live_runs):
 
 def test_last_run_marts_equal_a_full_rebuild_at_its_cutoff(live_runs, tmp_path):
     runs, _, settings, _ = live_runs
-    ch = clickhouse.client(settings)
+    ch = clients.clickhouse(settings)
     db = ch.query("SELECT any(snapshot_database) FROM pipeline.run_cutoffs WHERE run_id = {r:String}",
                   parameters={"r": runs[-1][0]}).result_rows[0][0]
     schema = f"dbt_rebuild_{uuid.uuid4().hex[:8]}"
@@ -158,7 +159,7 @@ def test_the_last_run_produced_everything(live_runs, simulated_population):
     runs, _, settings, started = live_runs
     prefix, population, _ = simulated_population
     client = airflow.Client(settings)
-    ch = clickhouse.client(settings)
+    ch = clients.clickhouse(settings)
     run_id, result = runs[-1]
     assert f"{DAG} succeeded in" in result.stdout
 

@@ -34,10 +34,11 @@ import uuid
 
 import pytest
 
+from flink_jobs import deploy
+from platform_common import clients
 from platform_common.config import REPO
 from simulators import pipeline
 from simulators.cli import DEMO_CUSTOMERS, DEMO_DAYS, DEMO_SEED
-from stack import clickhouse, flink
 from tests.support import population
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -74,11 +75,11 @@ def _run(cmd: list[str], timeout: float, **kwargs) -> subprocess.CompletedProces
 @pytest.fixture(scope="module")
 def batch(stack_up, tmp_path_factory):
     settings = stack_up
-    flink.ensure_job(settings)
+    deploy.ensure_job(settings)
     tmp = tmp_path_factory.mktemp("batch")
     key = uuid.uuid4().hex[:8]
     prefix, schema, scope = f"e2eb{key}_", f"dbt_e2e_{key}", f"e2e_{key}"
-    ch = clickhouse.client(settings)
+    ch = clients.clickhouse(settings)
     timings: dict[str, float] = {}
     out = {"prefix": prefix, "schema": schema, "scope": scope, "ch": ch, "timings": timings}
     try:

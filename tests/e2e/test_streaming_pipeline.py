@@ -58,12 +58,14 @@ import pytest
 import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from flink_jobs import deploy
+from platform_common import clients, flink_rest
+from platform_common.contracts import FLINK_CONSUMER_GROUP, FLINK_JOB_NAME
 from simulators import run, run_customers
 from simulators.customers import COLUMNS as CUSTOMER_COLUMNS
 from simulators.events import ORDER_REQUIRED, WEB_REQUIRED
 from simulators.ledger import WEB_TYPES
 from simulators.sinks import PRODUCER_CONFIG
-from stack import clickhouse, flink
 from stack.supervisor import Supervisor
 from tests.conftest import run_stack
 from tests.integration.test_cdc import mirror_rows, pg_rows, sink_health
@@ -73,7 +75,7 @@ pytestmark = pytest.mark.e2e
 
 UTC = dt.UTC
 TOPICS = ("web_events", "purchase_events")
-FLINK_GROUP = f"flink-{flink.JOB_NAME}"
+FLINK_GROUP = FLINK_CONSUMER_GROUP
 WINDOW_MS = 60_000
 LIVE_LATE_DELAY_S = 10          # << window end + 30 s: simulator-late records stay within the lateness
 WAIT = 180
@@ -211,9 +213,9 @@ def wait_flink_consumed(settings, sink: TaggingSink, timeout: float = WAIT) -> f
 def job_diagnosis(settings) -> str:
     """What the JobManager says about the job: its state, its checkpoints and its latest failures (the
     group's offsets are committed only when a checkpoint completes, so a stuck group is one of these)."""
-    url = flink.rest_url(settings)
+    url = flink_rest.rest_url(settings)
     try:
-        jobs = [j for j in flink.jobs(settings) if j["name"] == flink.JOB_NAME]
+        jobs = [j for j in flink_rest.jobs(settings) if j["name"] == FLINK_JOB_NAME]
         out = []
         for j in sorted(jobs, key=lambda j: j["start-time"], reverse=True)[:2]:
             ck = requests.get(f"{url}/jobs/{j['jid']}/checkpoints", timeout=5).json()
@@ -234,9 +236,9 @@ def job_diagnosis(settings) -> str:
 
 def job_failures_since(settings, since_ms: int) -> tuple[str, list[str]]:
     """The running job's id and the failures in its exception history since `since_ms` (what it recovered from)."""
-    job = flink.running_job(settings)
+    job = flink_rest.running_job(settings)
     assert job, "churn-streaming is not running"
-    got = requests.get(f"{flink.rest_url(settings)}/jobs/{job['jid']}/exceptions", timeout=5).json()
+    got = requests.get(f"{flink_rest.rest_url(settings)}/jobs/{job['jid']}/exceptions", timeout=5).json()
     return job["jid"], [e.get("exceptionName", "?") for e in got["exceptionHistory"]["entries"]
                         if e.get("timestamp", 0) >= since_ms]
 
@@ -246,8 +248,8 @@ NO_WATERMARK = -(2**63)
 
 def job_watermarks(settings) -> dict[str, int]:
     """The input watermark of the job's two dedupe operators (web, orders), epoch ms."""
-    url = flink.rest_url(settings)
-    job = flink.running_job(settings)
+    url = flink_rest.rest_url(settings)
+    job = flink_rest.running_job(settings)
     assert job, "churn-streaming is not running"
     vertices = requests.get(f"{url}/jobs/{job['jid']}", timeout=5).json()["vertices"]
     out = {}
@@ -507,7 +509,7 @@ def assert_pipeline_matches(r: Run, live_ledgers, past_ledger=None, cl=None):
 
     # CDC: the ClickHouse mirror equals PostgreSQL for this run's customers and events
     t0 = time.monotonic()
-    ch = clickhouse.client(settings)
+    ch = clients.clickhouse(settings)
     tables = ["raw.web_events", "raw.purchase_events"] + (["crm.customers"] if cl is not None else [])
     for table in tables:
         def both(table=table):
@@ -546,8 +548,8 @@ LIVE = dict(mode="live", rate=120, late_rate=0.03, late_delay_s=LIVE_LATE_DELAY_
 
 @pytest.fixture(scope="module")
 def job(stack_up):
-    flink.ensure_job(stack_up)
-    assert flink.running_job(stack_up)
+    deploy.ensure_job(stack_up)
+    assert flink_rest.running_job(stack_up)
     return stack_up
 
 
@@ -582,7 +584,7 @@ def test_killing_taskmanager_and_cdc_sink_mid_run_loses_and_duplicates_nothing(j
     r = Run(settings, tmp_path)
     before = {name: sup.info(name) for name in ("flink-taskmanager", "cdc-sink")}
     assert all(b and b["statename"] == "RUNNING" for b in before.values()), before
-    jid = flink.running_job(settings)["jid"]
+    jid = flink_rest.running_job(settings)["jid"]
     result: dict = {}
 
     def produce():

@@ -26,9 +26,10 @@ import psycopg
 import pytest
 import requests
 
-from platform_common import config
+from flink_jobs import deploy
+from platform_common import clients, config, flink_rest
 from platform_common.config import REPO
-from stack import airflow, clickhouse, flink
+from stack import airflow
 from tests.support.paused_dag import paused
 from tests.support.waiting import wait_for
 
@@ -103,14 +104,14 @@ def test_streaming_health_resumes_a_paused_connector(stack_up, health_dag_paused
 def test_streaming_health_resubmits_a_cancelled_flink_job(stack_up, health_dag_paused):
     settings = stack_up
     since = last_incident_id(settings)
-    job = flink.running_job(settings)
+    job = flink_rest.running_job(settings)
     assert job, "the streaming job should run before this test"
-    flink.cancel(settings, job["jid"], timeout=120)
+    deploy.cancel(settings, job["jid"], timeout=120)
     try:
         run_id, _ = dags_test(settings, "streaming_health", timeout=900)
     finally:
-        flink.ensure_job(settings)  # leave the stack as it was whatever happened
-    resubmitted = flink.running_job(settings)
+        deploy.ensure_job(settings)  # leave the stack as it was whatever happened
+    resubmitted = flink_rest.running_job(settings)
     assert resubmitted and resubmitted["state"] == "RUNNING" and resubmitted["jid"] != job["jid"]
     found = [i for i in incidents(settings, since) if i[0] == "flink-job"]
     assert len(found) == 1 and found[0][2] is True and found[0][3] == run_id
@@ -137,11 +138,11 @@ def test_a_failed_task_records_an_incident_and_an_alert(stack_up, health_dag_pau
 
 
 def _runs(settings) -> set[str]:
-    return {r[0] for r in clickhouse.client(settings).query("SELECT run_id FROM ml.segmentation_runs").result_rows}
+    return {r[0] for r in clients.clickhouse(settings).query("SELECT run_id FROM ml.segmentation_runs").result_rows}
 
 
 def _newest_run(settings) -> tuple:
-    return clickhouse.client(settings).query(
+    return clients.clickhouse(settings).query(
         "SELECT run_id, customers, k, loaded_at FROM ml.segmentation_runs ORDER BY loaded_at DESC LIMIT 1"
     ).result_rows[0]
 
@@ -164,6 +165,6 @@ def test_customer_segmentation_by_hand_loads_a_new_run(stack_up, airflow_client,
     assert run_id not in before
     assert loaded_at.timestamp() >= started - 5
     assert customers > 0 and 3 <= k <= 8
-    segments = clickhouse.client(settings).query(
+    segments = clients.clickhouse(settings).query(
         "SELECT count() FROM ml.customer_segments WHERE run_id = {r:String}", parameters={"r": run_id}).result_rows[0][0]
     assert segments == customers

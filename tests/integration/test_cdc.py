@@ -22,7 +22,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from debezium import connectors
-from stack import clickhouse, kafka
+from platform_common import clients
+from stack import kafka
 from stack.supervisor import Supervisor
 from tests.conftest import run_stack
 
@@ -42,7 +43,7 @@ def pg(settings, role: str = "POSTGRES"):
 
 @pytest.fixture(scope="module")
 def ch(stack_up):
-    return clickhouse.client(stack_up)
+    return clients.clickhouse(stack_up)
 
 
 def source_columns(settings, table: str) -> list[str]:

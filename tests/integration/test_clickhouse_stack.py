@@ -11,6 +11,7 @@ import uuid
 import pytest
 import sqlalchemy
 
+from platform_common import clients
 from platform_common.config import REPO, TOOLS
 from stack import clickhouse, migrations
 
@@ -26,7 +27,7 @@ def test_ping_answers_ok_with_curl(stack_up):
 
 
 def test_migrations_created_the_platform_databases(stack_up):
-    client = clickhouse.client(stack_up)
+    client = clients.clickhouse(stack_up)
     databases = {row[0] for row in client.query("SELECT name FROM system.databases").result_rows}
     assert {"cdc", "analytics", "ml"} <= databases
     applied = client.query("SELECT max(version_id) FROM goose_db_version WHERE is_applied").result_rows[0][0]
@@ -37,7 +38,7 @@ def test_migrations_created_the_platform_databases(stack_up):
 
 
 def test_bi_user_reads_but_cannot_write(stack_up):
-    bi = clickhouse.client(stack_up, "CLICKHOUSE_BI_USER", "CLICKHOUSE_BI_PASSWORD")
+    bi = clients.clickhouse(stack_up, "CLICKHOUSE_BI_USER", "CLICKHOUSE_BI_PASSWORD")
     assert bi.query("SELECT 1 + 1").result_rows == [(2,)]
     with pytest.raises(Exception, match="READONLY|readonly"):
         bi.command("CREATE DATABASE should_not_exist")
@@ -46,7 +47,7 @@ def test_bi_user_reads_but_cannot_write(stack_up):
 @pytest.fixture
 def dbt_schema(stack_up):
     schema = f"dbt_it_{uuid.uuid4().hex[:8]}"
-    client = clickhouse.client(stack_up)
+    client = clients.clickhouse(stack_up)
     client.command(f"CREATE DATABASE {schema}_src")
     client.command(f"CREATE TABLE {schema}_src.orders (order_id UInt32, customer_id UInt32, amount Float64, "
                    "status String, updated_at DateTime) ENGINE = MergeTree ORDER BY order_id")
@@ -67,7 +68,7 @@ def dbt_build(settings, schema: str, tmp_path) -> None:
 
 def test_dbt_build_twice_with_incremental_models(stack_up, dbt_schema, tmp_path):
     assert DBT.exists(), "dbt environment missing: run `make setup`"
-    client = clickhouse.client(stack_up)
+    client = clients.clickhouse(stack_up)
     t0 = dt.datetime(2026, 1, 1)
     cols = ["order_id", "customer_id", "amount", "status", "updated_at"]
     client.insert(f"{dbt_schema}_src.orders",
@@ -97,7 +98,7 @@ def test_dbt_build_twice_with_incremental_models(stack_up, dbt_schema, tmp_path)
 def test_sqlalchemy_clickhousedb_dialect_as_superset_uses_it(stack_up):
     url = (f"clickhousedb://{stack_up['CLICKHOUSE_BI_USER']}:{stack_up['CLICKHOUSE_BI_PASSWORD']}"
            f"@{stack_up['CLICKHOUSE_HOST']}:{stack_up.clickhouse_port}/default")
-    admin = clickhouse.client(stack_up)
+    admin = clients.clickhouse(stack_up)
     table = f"sa_probe_{uuid.uuid4().hex[:8]}"
     admin.command(f"CREATE TABLE analytics.{table} (id UInt32, country LowCardinality(String), "
                   "revenue Decimal(12, 2), seen DateTime) ENGINE = MergeTree ORDER BY id")

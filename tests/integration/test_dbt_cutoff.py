@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
+from platform_common import clients
 from platform_common.config import REPO
-from stack import clickhouse
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ spec.loader.exec_module(cutoff)
 def mirror(stack_up):
     """A throw-away database shaped like the CDC mirror (same tables, engine, order keys), and a prefix
     of its own for the frozen copies, so pruning never touches the pipeline's."""
-    ch = clickhouse.client(stack_up)
+    ch = clients.clickhouse(stack_up)
     key = uuid.uuid4().hex[:8]
     source, prefix = f"cdc_it_{key}", f"cdc_itrun_{key}_"
     ch.command(f"CREATE DATABASE {source}")

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from platform_common import clients
 from platform_common.config import REPO
-from stack import clickhouse
 from tests.support import cdc_mirror as m
 
 pytestmark = pytest.mark.integration
@@ -83,7 +83,7 @@ def frame(client, sql: str) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def scenario(stack_up, tmp_path_factory):
     assert DBT.exists(), "dbt environment missing: run `make setup`"
-    client = clickhouse.client(stack_up)
+    client = clients.clickhouse(stack_up)
     tag = uuid.uuid4().hex[:8]
     cdc_db, schema, schema_full = f"cdc_it_{tag}", f"dbt_it_{tag}", f"dbt_it_{tag}_full"
     tmp_path = tmp_path_factory.mktemp("dbt")

@@ -20,7 +20,8 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from stack import flink
+from flink_jobs import deploy
+from platform_common import flink_rest
 from stack.supervisor import Supervisor
 from tests.support.waiting import wait_for
 
@@ -31,8 +32,8 @@ WAIT = 120
 
 @pytest.fixture(scope="module")
 def job(stack_up):
-    flink.ensure_job(stack_up)
-    assert flink.running_job(stack_up)
+    deploy.ensure_job(stack_up)
+    assert flink_rest.running_job(stack_up)
     return stack_up
 
 

@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from flink_jobs import deploy
 from platform_common.config import REPO
 from simulators import pipeline
 from simulators.importing import ImportConfig, run_import, values
-from stack import flink
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def write_csv(path: Path, rows: list[dict], delimiter: str = ",") -> str:
 
 @pytest.fixture
 def prefix(stack_up):
-    flink.ensure_job(stack_up)
+    deploy.ensure_job(stack_up)
     return f"imp{uuid.uuid4().hex[:8]}-"     # the user's ids are free-form; this keeps each run's apart
 
 

@@ -11,8 +11,9 @@ import time
 import psycopg
 import pytest
 
+from platform_common import clients
 from platform_common.config import REPO
-from stack import clickhouse, lifecycle, services, superset
+from stack import lifecycle, services, superset
 from tests.conftest import run_stack
 from tests.support import superset_browser as browser
 from tests.support.waiting import wait_for
@@ -114,7 +115,7 @@ def test_refresh_with_a_wrong_password_fails_with_one_line(superset_up):
 
 
 def test_chart_data_equals_a_direct_clickhouse_query(superset_up, api):
-    ch = clickhouse.client(superset_up, "CLICKHOUSE_BI_USER", "CLICKHOUSE_BI_PASSWORD")
+    ch = clients.clickhouse(superset_up, "CLICKHOUSE_BI_USER", "CLICKHOUSE_BI_PASSWORD")
     rows = superset.chart_data(api, _chart_id(api, "Segment sizes"), force=True)
     direct = ch.query("SELECT segment_name, sum(size) FROM ml.segment_profiles_latest GROUP BY segment_name").result_rows
     assert {r["segment_name"]: r["customers"] for r in rows} == dict(direct)

@@ -7,8 +7,7 @@ import datetime as dt
 
 import pytest
 
-from flink_jobs import pipeline
-from stack import flink_upgrade
+from flink_jobs import pipeline, upgrade
 
 pytestmark = pytest.mark.unit
 
@@ -16,25 +15,25 @@ UTC = dt.UTC
 
 
 def test_a_folder_of_old_checkpoints_without_a_record_is_layout_1(tmp_path):
-    assert flink_upgrade.Layout.read(tmp_path) is None
+    assert upgrade.Layout.read(tmp_path) is None
     (tmp_path / "0123abcd" / "chk-7").mkdir(parents=True)
     (tmp_path / "0123abcd" / "chk-7" / "_metadata").write_bytes(b"x")
-    assert flink_upgrade.Layout.read(tmp_path) == flink_upgrade.Layout(1)
+    assert upgrade.Layout.read(tmp_path) == upgrade.Layout(1)
 
 
 def test_the_layout_record_keeps_its_replay(tmp_path):
     replay = pipeline.Replay(start={"web_events": {0: 5, 1: 7}}, done={"web_events": {0: 9, 1: 7}},
                              aggregate_from="2026-12-01 02:50:00")
-    flink_upgrade.Layout(2, replay).write(tmp_path)
-    assert flink_upgrade.Layout.read(tmp_path) == flink_upgrade.Layout(2, replay)
-    flink_upgrade.Layout(2).write(tmp_path)
-    assert flink_upgrade.Layout.read(tmp_path) == flink_upgrade.Layout(2, None)
+    upgrade.Layout(2, replay).write(tmp_path)
+    assert upgrade.Layout.read(tmp_path) == upgrade.Layout(2, replay)
+    upgrade.Layout(2).write(tmp_path)
+    assert upgrade.Layout.read(tmp_path) == upgrade.Layout(2, None)
 
 
 def test_moving_aside_names_the_old_layout(tmp_path):
     checkpoints = tmp_path / "checkpoints"
     (checkpoints / "job" / "chk-1").mkdir(parents=True)
-    aside = flink_upgrade.move_aside(checkpoints, 1)
+    aside = upgrade.move_aside(checkpoints, 1)
     assert not checkpoints.exists() and (aside / "job" / "chk-1").is_dir()
     assert aside.name.startswith("checkpoints-layout1-")
 
@@ -50,7 +49,7 @@ def test_moving_aside_names_the_old_layout(tmp_path):
     (b'[1, 2]', None),
 ])
 def test_event_times_are_read_as_the_job_reads_them(payload, expected):
-    assert flink_upgrade.event_time(payload, "event_time") == expected
+    assert upgrade.event_time(payload, "event_time") == expected
 
 
 def test_the_replay_sql_names_each_partition_and_offset():

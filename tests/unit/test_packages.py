@@ -58,9 +58,10 @@ def test_contract_topics_are_the_topics_the_stack_creates():
 def test_platform_common_needs_only_what_every_runtime_lock_holds():
     # requests and python-dotenv are in the locks of every runtime that loads the settings; the Flink job's
     # venv and dbt's read only contracts, which imports nothing
+    # (module level: a client's library is imported inside its function, where only its runtimes call it)
     imported = set()
     for path in (REPO / "platform_common").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.Import):
                 imported |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
@@ -72,3 +73,16 @@ def test_platform_common_needs_only_what_every_runtime_lock_holds():
         assert "\nrequests==" in text, lock
         if lock != "flink":
             assert "\npython-dotenv==" in text, lock
+
+
+def test_stack_imports_no_engine_code():
+    # stack/ installs, starts, supervises and checks services; the engines' code (the job's deployment, the
+    # connectors' registration, the warm-up) runs as their own commands, e.g. `python -m flink_jobs.deploy`
+    engines = {"simulators", "debezium", "flink_jobs", "spark_ml", "benchmarks", "churn_platform", "tests"}
+    found = []
+    for path in sorted((REPO / "stack").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            found += [f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] in engines]
+    assert not found, found

@@ -20,8 +20,8 @@ from platform_common.contracts import (
     FLINK_CONSUMER_GROUP,
     FLINK_JOB_NAME,
 )
+from platform_common.flink_rest import ACTIVE_STATES
 
-ACTIVE = {"RUNNING", "CREATED", "INITIALIZING", "RESTARTING", "RECONCILING"}
 # consumer groups whose lag matters: the Flink job (its offsets are committed on checkpoints) and the CDC sink
 CONSUMER_GROUPS = (FLINK_CONSUMER_GROUP, CDC_SINK_CONSUMER_GROUP)
 
@@ -36,7 +36,7 @@ def _flink_url() -> str:
 
 def flink_job_state() -> str | None:
     jobs = requests.get(f"{_flink_url()}/jobs/overview", timeout=10).json()["jobs"]
-    states = [j["state"] for j in jobs if j["name"] == FLINK_JOB_NAME and j["state"] in ACTIVE]
+    states = [j["state"] for j in jobs if j["name"] == FLINK_JOB_NAME and j["state"] in ACTIVE_STATES]
     return states[0] if states else None
 
 
@@ -49,7 +49,7 @@ def check_flink_job() -> list[dict]:
     if state is not None:
         return []
     # the stack's own submission: resumes from the newest retained checkpoint (exactly once)
-    result = subprocess.run([str(MAIN_PYTHON), "-m", "stack.flink", "submit"], cwd=REPO,
+    result = subprocess.run([str(MAIN_PYTHON), "-m", "flink_jobs.deploy", "submit"], cwd=REPO,
                             capture_output=True, text=True, timeout=600)
     output = " ".join((result.stdout + result.stderr).split())[-300:]
     resolved = result.returncode == 0 and flink_job_state() == "RUNNING"

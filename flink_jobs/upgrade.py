@@ -3,7 +3,7 @@
 A checkpoint can only be restored into the plan that wrote it. flink_jobs/pipeline.py numbers its
 plan's state layout (LAYOUT); the checkpoint folder records the layout of the checkpoints in it
 (LAYOUT.json, absent before layout 2). When `make up` finds a retained checkpoint of another layout,
-ensure_job (stack/flink.py) moves the folder aside with a one-line message and submits the new job
+ensure_job (deploy.py) moves the folder aside with a one-line message and submits the new job
 with a replay (pipeline.Replay) planned here from Kafka alone:
 
 * done: the offsets the old job committed at its last checkpoint (what it has processed);
@@ -33,6 +33,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from flink_jobs import pipeline
 from platform_common.config import Settings
+from platform_common.contracts import FLINK_CONSUMER_GROUP
 
 LAYOUT_FILE = "LAYOUT.json"
 TAIL_RECORDS = 200          # records read before `done`, per partition, for its latest event time
@@ -91,7 +92,7 @@ TIME_FIELDS = {pipeline.TOPICS["web"]: "event_time", pipeline.TOPICS["orders"]: 
 
 def plan_replay(settings: Settings) -> pipeline.Replay:
     consumer = Consumer({"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"],
-                         "group.id": f"flink-{pipeline.JOB_NAME}", "enable.auto.commit": False,
+                         "group.id": FLINK_CONSUMER_GROUP, "enable.auto.commit": False,
                          "isolation.level": "read_committed"})
     try:
         done: dict[str, dict[int, int]] = {}
