@@ -1,7 +1,7 @@
 """Benchmark: the chDB-backed ClickHouse HTTP server against chDB in-process, in the same run.
 
 Inserts 1,000,000 rows (Arrow and Native bodies) and reads them back, once through the HTTP
-server (a real subprocess, `python -m stack.clickhouse_server`) and once through chDB in this
+server (a real subprocess, `python -m clickhouse_server`) and once through chDB in this
 process, and prints rows/s and the ratio HTTP / in-process. The same pre-encoded bytes go both
 ways, so the ratio measures what the HTTP layer costs. clickhouse-connect rows show what a real
 client sees end to end (its own encoding/decoding included).
@@ -42,9 +42,8 @@ def free_port() -> int:
 
 def start_server(data_dir: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "CLICKHOUSE_DATA_DIR": data_dir, "CLICKHOUSE_PORT": str(port), "CLICKHOUSE_USER": USER,
-           "CLICKHOUSE_PASSWORD": PASSWORD, "CLICKHOUSE_LOG_LEVEL": "WARNING",
-           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "stack.clickhouse_server"], cwd=REPO, env=env)
+           "CLICKHOUSE_PASSWORD": PASSWORD, "CLICKHOUSE_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen([sys.executable, "-m", "clickhouse_server"], cwd=REPO, env=env)
     for _ in range(600):
         try:
             if requests.get(f"http://127.0.0.1:{port}/ping", timeout=1).ok:

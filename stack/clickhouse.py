@@ -1,4 +1,4 @@
-"""ClickHouse for the local stack: the chDB-backed HTTP server (stack/clickhouse_server) on 8123.
+"""ClickHouse for the local stack: the chDB-backed HTTP server (clickhouse_server) on 8123.
 
 It owns the chDB data directory (only one process may open it) and serves the ClickHouse
 HTTP interface, so every client talks to it as it would to clickhouse-server.
@@ -34,7 +34,7 @@ def service(settings: Settings) -> Service:
         port=settings.clickhouse_port,
         port_setting="CLICKHOUSE_PORT",
         url=url,
-        command=[sys.executable, "-m", "stack.clickhouse_server"],
+        command=[sys.executable, "-m", "clickhouse_server"],
         healthy=healthy,
         provision=provision,
         environment={

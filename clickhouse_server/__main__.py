@@ -1,4 +1,4 @@
-"""`python -m stack.clickhouse_server`: open the chDB data directory and serve ClickHouse HTTP.
+"""`python -m clickhouse_server`: open the chDB data directory and serve ClickHouse HTTP.
 
 Configuration comes from the environment (see config.py); any problem stops the process with
 one line on stderr. uvicorn handles SIGTERM/SIGINT: it stops accepting, lets running requests

@@ -1,6 +1,6 @@
 """Fixtures: the chDB-backed ClickHouse HTTP server as a real subprocess.
 
-Started exactly as the stack starts it (`python -m stack.clickhouse_server`, configured by
+Started exactly as the stack starts it (`python -m clickhouse_server`, configured by
 environment variables) on a free 127.0.0.1 port with a temporary data directory, ready when
 /ping answers, stopped with SIGTERM.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 ADMIN = ("admin", "admin-secret")
 BI = ("analyst", "bi-secret")
 
@@ -50,14 +50,13 @@ class Server:
             "CLICKHOUSE_DATA_DIR": str(self.data_dir),
             "CLICKHOUSE_USER": ADMIN[0], "CLICKHOUSE_PASSWORD": ADMIN[1],
             "CLICKHOUSE_BI_USER": BI[0], "CLICKHOUSE_BI_PASSWORD": BI[1],
-            "PYTHONPATH": str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
         })
         env.update(self.extra_env)
         return env
 
     def start(self, timeout: float = 60) -> Server:
         with open(self.log_path, "ab") as log:  # the server keeps its own copy of the descriptor
-            self.proc = subprocess.Popen([sys.executable, "-m", "stack.clickhouse_server"], cwd=REPO,
+            self.proc = subprocess.Popen([sys.executable, "-m", "clickhouse_server"], cwd=REPO,
                                          env=self.env(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -110,7 +110,7 @@ def test_error_in_the_middle_of_a_streamed_result(server, n):
 
 @pytest.mark.unit
 def test_a_long_in_stream_error_is_cut_to_16_kib():
-    from stack.clickhouse_server.errors import ClickHouseError
+    from clickhouse_server.errors import ClickHouseError
 
     block = ClickHouseError(395, "x" * 20000).in_stream("t" * 16)
     assert len(block) <= 16 * 1024
@@ -160,7 +160,7 @@ def test_missing_configuration_is_one_clear_line(tmp_path, missing):
                 "CLICKHOUSE_PORT": "1"})
     del env[missing]
     from .conftest import REPO
-    p = subprocess.run([sys.executable, "-m", "stack.clickhouse_server"], cwd=REPO, env=env,
+    p = subprocess.run([sys.executable, "-m", "clickhouse_server"], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()

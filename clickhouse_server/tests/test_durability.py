@@ -47,7 +47,7 @@ def test_kill_9_keeps_acknowledged_inserts(fresh_server):
 
 def test_second_server_on_same_data_dir_refuses_with_one_line(fresh_server):
     srv = fresh_server.start()
-    p = subprocess.run([sys.executable, "-m", "stack.clickhouse_server"], cwd=str(srv.log_path.parent),
+    p = subprocess.run([sys.executable, "-m", "clickhouse_server"], cwd=str(srv.log_path.parent),
                        env={**srv.env(), "CLICKHOUSE_PORT": "1"}, capture_output=True, text=True, timeout=60)
     assert p.returncode == 1
     lines = p.stderr.strip().splitlines()

@@ -1,4 +1,4 @@
-"""Native output for `client_protocol_version` (stack/clickhouse_server/native.py).
+"""Native output for `client_protocol_version` (clickhouse_server/native.py).
 
 The expected bytes are built from chDB's own revision-0 output of the same query: BlockInfo,
 then per column the name, the exact type name (chDB's text name; for a top-level DateTime with a
@@ -12,8 +12,8 @@ import struct
 import pytest
 import requests
 
-from stack.clickhouse_server import native
-from stack.clickhouse_server.errors import ClickHouseError
+from clickhouse_server import native
+from clickhouse_server.errors import ClickHouseError
 
 INFO = b"\x01\x00\x02\xff\xff\xff\xff\x00"  # is_overflows = 0, bucket_num = -1, end
 INFO_54480 = b"\x01\x00\x02\xff\xff\xff\xff\x03\x00\x00"  # + out_of_order_buckets = []
