@@ -1,8 +1,11 @@
-"""`up`, `down` and `status`: start services in dependency order, wait for health, provision."""
+"""`up`, `down` and `status`: start services as their dependencies become healthy, provision them; stop; show."""
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from graphlib import TopologicalSorter
 
 import psutil
 from rich.table import Table
@@ -16,9 +19,11 @@ from stack.supervisor import Supervisor
 from stack.ui import console
 
 
-def wait_healthy(svc: Service, sup: Supervisor, timeout: float) -> bool:
+def wait_healthy(svc: Service, sup: Supervisor, timeout: float, abort: threading.Event | None = None) -> bool:
     """Poll the service's health until it passes, the timeout ends, or supervisord gives up on it."""
     def probe() -> bool:
+        if abort is not None and abort.is_set():
+            raise StackError(f"{svc.name}: start-up stopped, another service failed")
         info = sup.info(svc.name)
         if info and info["statename"] in ("FATAL", "EXITED"):
             raise StackError(f"{svc.name} exited during start-up; see {sup.log_path(svc.name)}")
@@ -34,29 +39,56 @@ def _until_true(fn, timeout: float, interval: float) -> bool:
 
 
 def up(settings: Settings, services: list[Service], all_services: list[Service]) -> None:
+    """Start the services, each as soon as what it depends on is healthy and provisioned: independent ones
+    start side by side (Superset's two minutes overlap Kafka, Connect, Flink and Airflow). The first failure
+    stops the others' waiting and is raised once every started thread has returned."""
     sup = Supervisor(settings)
     sup.ensure_running(all_services)
-    for svc in services:
-        started = time.monotonic()
-        info = sup.info(svc.name)
-        running = bool(info and info["statename"] in ("RUNNING", "STARTING", "BACKOFF"))
-        if not running:
-            for port in (p for p in (svc.port, *svc.extra_ports) if p):
-                if port_open(port):
-                    raise StackError(f"port {port} for {svc.name} is already in use by another process; "
-                                     f"stop it or change {svc.port_setting} in .env")
-            if svc.prepare:
-                svc.prepare()
-            sup.start(svc.name)
-        with console.status(f"waiting for {svc.name} to become healthy ..."):
-            ok = wait_healthy(svc, sup, settings.startup_timeout)
-        if not ok:
-            raise StackError(f"{svc.name} did not become healthy within {settings.startup_timeout:.0f}s; "
-                             f"see {sup.log_path(svc.name)}")
-        if svc.provision:
-            svc.provision()
-        verb = "already running" if running else "started"
-        console.print(f"[green]✓[/] {svc.name:<10} {verb} and healthy ({time.monotonic() - started:.1f}s)")
+    by_name = {svc.name: svc for svc in services}
+    order = TopologicalSorter({svc.name: [d for d in svc.depends_on if d in by_name] for svc in services})
+    order.prepare()
+    abort = threading.Event()
+    errors: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=len(services) or 1, thread_name_prefix="up") as pool, \
+            console.status("starting ...") as spinner:
+        starting: dict[Future, str] = {}
+        while order.is_active() and not errors:
+            for name in order.get_ready():
+                starting[pool.submit(_start, by_name[name], sup, settings, abort)] = name
+            spinner.update(f"waiting for {', '.join(sorted(starting.values()))} to become healthy ...")
+            done, _ = wait(starting, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = starting.pop(future)
+                if future.exception() is not None:
+                    errors.append(future.exception())
+                    abort.set()
+                else:
+                    order.done(name)
+        wait(starting)
+    if errors:
+        raise errors[0]
+
+
+def _start(svc: Service, sup: Supervisor, settings: Settings, abort: threading.Event) -> None:
+    """Start one service (unless it runs), wait until it is healthy, provision it."""
+    started = time.monotonic()
+    info = sup.info(svc.name)
+    running = bool(info and info["statename"] in ("RUNNING", "STARTING", "BACKOFF"))
+    if not running:
+        for port in (p for p in (svc.port, *svc.extra_ports) if p):
+            if port_open(port):
+                raise StackError(f"port {port} for {svc.name} is already in use by another process; "
+                                 f"stop it or change {svc.port_setting} in .env")
+        if svc.prepare:
+            svc.prepare()
+        sup.start(svc.name)
+    if not wait_healthy(svc, sup, settings.startup_timeout, abort):
+        raise StackError(f"{svc.name} did not become healthy within {settings.startup_timeout:.0f}s; "
+                         f"see {sup.log_path(svc.name)}")
+    if svc.provision:
+        svc.provision()
+    verb = "already running" if running else "started"
+    console.print(f"[green]✓[/] {svc.name:<10} {verb} and healthy ({time.monotonic() - started:.1f}s)")
 
 
 def down(settings: Settings, services: list[Service]) -> None:
