@@ -147,9 +147,10 @@ def spark_session(app: str = "spark_ml", driver_memory: str | None = None, shuff
     local_dir = s.data_dir / "spark" / "tmp"   # shuffle and spill files
     local_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("SPARK_LOCAL_DIRS", str(local_dir))
+    master = os.environ.get("SPARK_MASTER") or s["SPARK_MASTER"]
     builder = (
         SparkSession.builder.appName(app)
-        .master(os.environ.get("SPARK_MASTER") or s["SPARK_MASTER"])
+        .master(master)
         .config("spark.driver.memory", driver_memory or os.environ.get("SPARK_DRIVER_MEMORY") or s["SPARK_DRIVER_MEMORY"])
         .config("spark.jars", ",".join(spark_jars()))
         .config("spark.ui.showConsoleProgress", "false")
@@ -161,6 +162,10 @@ def spark_session(app: str = "spark_ml", driver_memory: str | None = None, shuff
     )
     for key, value in spark_catalog_conf(s).items():
         builder = builder.config(key, value)
+    if master.startswith("spark://"):
+        # a standalone cluster's RPC (the stack's: stack/spark_cluster.py) requires the shared secret
+        builder = builder.config("spark.authenticate", "true").config("spark.authenticate.secret",
+                                                                       s["SPARK_CLUSTER_SECRET"])
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

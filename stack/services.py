@@ -5,10 +5,11 @@ from graphlib import TopologicalSorter
 
 from platform_common.config import Settings
 from platform_common.errors import StackError
-from stack import airflow, cdc_sink, clickhouse, connect, flink, kafka, minio, postgres, spark, superset
+from stack import airflow, cdc_sink, clickhouse, connect, flink, kafka, minio, postgres, spark, spark_cluster, superset
 from stack.service import Service
 
-MODULES = (postgres, kafka, connect, minio, clickhouse, cdc_sink, flink, flink.taskmanager, spark, superset,
+MODULES = (postgres, kafka, connect, minio, clickhouse, cdc_sink, flink, flink.taskmanager, spark_cluster,
+           spark_cluster.worker, spark, superset,
            airflow, airflow.scheduler, airflow.dag_processor, airflow.triggerer)
 
 

@@ -78,6 +78,16 @@ def server_conf(settings: Settings) -> dict[str, str]:
     }
 
 
+def write_cluster_defaults(settings: Settings, folder: Path) -> None:
+    """spark-defaults.conf (mode 0600) with what a standalone cluster's daemons and its drivers agree on: RPC
+    authentication with the shared secret SPARK_CLUSTER_SECRET (kept off every command line)."""
+    path = folder / "spark-defaults.conf"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(f"spark.authenticate true\nspark.authenticate.secret {settings['SPARK_CLUSTER_SECRET']}\n")
+
+
 def warmup_result(settings: Settings, pid: int) -> Path:
     """Where the warm-up of server process `pid` writes its outcome (empty while it runs)."""
     return settings.data_dir / "spark" / f"warmup.{pid}"
@@ -109,8 +119,13 @@ def service(settings: Settings) -> Service:
         (conf_dir / "log4j2.properties").write_text(LOG4J)
         if not any("iceberg-spark-runtime" in p.name for p in JARS.glob("*.jar")):
             raise StackError(f"the Iceberg jars are missing from {JARS}; run `make setup`")
+        # on a standalone master (stack/spark_cluster.py) the driver must know the cluster's secret
+        if settings["SPARK_MASTER"].startswith("spark://"):
+            write_cluster_defaults(settings, conf_dir)
+        else:
+            (conf_dir / "spark-defaults.conf").unlink(missing_ok=True)
 
-    home = _home_or_placeholder()
+    home = spark_home_or_placeholder()
     command = [str(home / "bin" / "spark-submit"), "--class", SERVER_CLASS, "--name", "spark-connect",
                "--master", settings["SPARK_MASTER"]]
     for key, value in server_conf(settings).items():
@@ -123,8 +138,10 @@ def service(settings: Settings) -> Service:
         command=[*command, "spark-internal"],
         # the gRPC port opens only once the driver (its SparkContext) is up
         healthy=lambda: port_open(port),
-        # what its sessions reach: the Iceberg catalog (PostgreSQL) and the warehouse (MinIO)
-        depends_on=("postgres", "minio"),
+        # what its sessions reach: the Iceberg catalog (PostgreSQL) and the warehouse (MinIO); the stack's
+        # standalone cluster when it is the driver's master
+        depends_on=("postgres", "minio",
+                    *(("spark-worker",) if settings["SPARK_MASTER"] == settings["SPARK_STANDALONE_URL"] else ())),
         prepare=prepare,
         provision=lambda: start_warmup(settings),
         environment={"SPARK_HOME": str(home), "SPARK_CONF_DIR": str(conf_dir), "SPARK_LOCAL_IP": "127.0.0.1",
@@ -136,7 +153,7 @@ def service(settings: Settings) -> Service:
     )
 
 
-def _home_or_placeholder() -> Path:
+def spark_home_or_placeholder() -> Path:
     # the service list is built before `make setup` has run (e.g. `make down` on a fresh clone)
     try:
         return spark_home()

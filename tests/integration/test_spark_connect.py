@@ -42,7 +42,7 @@ def client(code: str, token: str | None = "settings") -> subprocess.CompletedPro
                    + "spark = SparkSession.builder.remote(lake.settings()['SPARK_CONNECT_URL']).getOrCreate()\n")
     script = prelude + "try:\n" + "".join(f"    {line}\n" for line in code.splitlines()) + "finally:\n    spark.stop()\n"
     return subprocess.run([str(SPARK_PY), "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+                          env={"PATH": "/usr/bin:/bin"})
 
 
 def server_process(settings) -> psutil.Process:
