@@ -15,7 +15,8 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-# The Python environment, from the pinned lock file; rebuilt when the lock changes.
+# The Python environment, from the pinned lock file, with the repository's packages (pyproject.toml) installed in
+# editable mode; rebuilt when either changes.
 $(VENV)/.synced: requirements/stack.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null \
 	  || { echo "error: Python 3.11 is required as '$(PYTHON)' (found: $$($(PYTHON) --version 2>&1)); install python3.11 or run make PYTHON=python3.11 ..." >&2; exit 1; }
