@@ -1,7 +1,8 @@
 """The stack's Spark standalone cluster (stack/spark_cluster.py): a master and a worker from the pinned pyspark,
 on 127.0.0.1 only, with the shared secret on no command line, running a real job's executors: a driver in
 the spark venv (spark_ml.lake, SPARK_MASTER = the cluster) writes an Iceberg table to MinIO from the worker's
-executor and reads it back, and the master records the application as finished."""
+executor and reads it back, and the master records the application as finished; a driver without the
+secret is refused."""
 from __future__ import annotations
 
 import ipaddress
@@ -86,3 +87,25 @@ finally:
     assert result == {"master": cluster["SPARK_STANDALONE_URL"], "total": 49995000, "rows": 10000, "executors": 1}
     finished = [a for a in spark_cluster.master_state(cluster)["completedapps"] if a["name"] == app]
     assert [a["state"] for a in finished] == ["FINISHED"], finished
+
+
+def test_a_driver_without_the_secret_is_refused(cluster):
+    # spark.authenticate: the master answers a driver that does not speak SASL with the secret by closing
+    # the connection; the application never registers (Spark gives up after its 3 registration tries)
+    app = f"tests.spark_cluster.noauth.{uuid.uuid4().hex[:8]}"
+    code = f"""
+from pyspark.sql import SparkSession
+try:
+    spark = (SparkSession.builder.master({cluster["SPARK_STANDALONE_URL"]!r}).appName({app!r})
+             .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
+             .config("spark.driver.bindAddress", "127.0.0.1").getOrCreate())
+    print("ran:", spark.range(10).count())
+except Exception as exc:
+    print("refused:", type(exc).__name__)
+"""
+    out = subprocess.run([str(SPARK_PY), "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={"PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip().splitlines()[-1] == "refused: Py4JJavaError", out.stdout[-1000:] + out.stderr[-2000:]
+    assert "SASL" in out.stderr
+    state = spark_cluster.master_state(cluster)
+    assert app not in {a["name"] for a in state["activeapps"] + state["completedapps"]}
