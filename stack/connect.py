@@ -4,15 +4,11 @@ Once it is healthy, `python -m debezium` registers the platform's connectors (de
 the connectors are the CDC engine's code, this module only runs and checks the worker."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import requests
 
-from platform_common.config import REPO, Settings
-from platform_common.errors import StackError
+from platform_common.config import Settings
 from stack import jvm
-from stack.service import Service
+from stack.service import Service, engine_command
 
 PLUGIN_DIR = jvm.JVM_DIR / "connect-plugins"
 DEBEZIUM_POSTGRES = "io.debezium.connector.postgresql.PostgresConnector"
@@ -36,9 +32,7 @@ def service(settings: Settings) -> Service:
 
     def provision() -> None:
         # the Debezium connectors (debezium/connectors/*.json): PUT their configs, wait for RUNNING
-        if subprocess.run([sys.executable, "-m", "debezium"], cwd=REPO).returncode != 0:
-            raise StackError("registering the Debezium connectors failed (`python -m debezium`; its error is "
-                             "printed above)")
+        engine_command("debezium")
 
     def details() -> str:
         # every registered connector with its state and its tasks' states, from Connect's REST API

@@ -16,20 +16,18 @@ no job code.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlparse
 
 import requests
 
-from platform_common.config import REPO, TOOLS, Settings
+from platform_common.config import TOOLS, Settings
 from platform_common.contracts import FLINK_JOB_NAME
 from platform_common.errors import StackError
-from platform_common.flink_rest import ACTIVE_STATES, jobs, overview, rest_url
+from platform_common.flink_rest import overview, rest_url, running_job
 from stack import jvm
-from stack.service import Service
+from stack.service import Service, engine_command
 
 VENV = TOOLS / "venvs" / "flink"
 CONNECTOR_JARS = jvm.JVM_DIR / "flink"
@@ -175,17 +173,9 @@ def script_env(settings: Settings) -> dict[str, str]:
             "FLINK_LOG_DIR": str(paths.logs.resolve()), "FLINK_PID_DIR": str(paths.tmp.resolve())}
 
 
-def _ensure_job() -> None:
-    """The streaming job runs once the TaskManager is up: its deployment is the job's own code."""
-    result = subprocess.run([sys.executable, "-m", "flink_jobs.deploy", "ensure"], cwd=REPO)
-    if result.returncode != 0:
-        raise StackError("the streaming job could not be started (`python -m flink_jobs.deploy ensure` failed; "
-                         "its error is printed above)")
-
-
 def _details(settings: Settings) -> str:
     try:
-        job = next((j for j in jobs(settings) if j["name"] == FLINK_JOB_NAME and j["state"] in ACTIVE_STATES), None)
+        job = running_job(settings)
     except (requests.RequestException, ValueError, KeyError):
         return ""
     return f"job {FLINK_JOB_NAME}: {job['state']}" if job else f"job {FLINK_JOB_NAME}: not running"
@@ -227,7 +217,8 @@ def taskmanager_service(settings: Settings) -> Service:
         healthy=healthy,
         depends_on=("flink-jobmanager",),
         prepare=lambda: write_config(settings),
-        provision=lambda: _ensure_job(),
+        # the job's deployment is its own code (flink_jobs/deploy.py)
+        provision=lambda: engine_command("flink_jobs.deploy", "ensure"),
         details=lambda: _details(settings),
         environment=script_env(settings),
         stop_wait_seconds=30,

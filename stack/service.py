@@ -1,8 +1,13 @@
 """What the stack knows about one service: how to start it, check it and provision it."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from platform_common.config import REPO
+from platform_common.errors import StackError
 
 
 @dataclass
@@ -23,3 +28,10 @@ class Service:
     extra_ports: tuple[int, ...] = ()
     stop_signal: str = "TERM"
     stop_wait_seconds: int = 30
+
+
+def engine_command(*args: str) -> None:
+    """Run an engine's own provisioning command in the main venv (`python -m <args>`): the stack starts
+    and checks services, what an engine does on them is its code. Its output goes to the console."""
+    if subprocess.run([sys.executable, "-m", *args], cwd=REPO).returncode != 0:
+        raise StackError(f"`python -m {' '.join(args)}` failed; its error is printed above")
