@@ -146,6 +146,8 @@ def provision(settings: Settings) -> None:
         "airflow_db": settings["AIRFLOW_DB"],
         "superset_user": settings["POSTGRES_SUPERSET_USER"],
         "superset_password": settings["POSTGRES_SUPERSET_PASSWORD"], "superset_db": settings["POSTGRES_SUPERSET_DB"],
+        "mlflow_user": settings["POSTGRES_MLFLOW_USER"], "mlflow_password": settings["POSTGRES_MLFLOW_PASSWORD"],
+        "mlflow_db": settings["POSTGRES_MLFLOW_DB"],
     })
     migrations.apply("postgres", migrations.POSTGRES_DIR,
                      f"host={settings.postgres_host} port={settings.postgres_port} user={settings['POSTGRES_USER']} "

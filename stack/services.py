@@ -5,11 +5,24 @@ from graphlib import TopologicalSorter
 
 from platform_common.config import Settings
 from platform_common.errors import StackError
-from stack import airflow, cdc_sink, clickhouse, connect, flink, kafka, minio, postgres, spark, spark_cluster, superset
+from stack import (
+    airflow,
+    cdc_sink,
+    clickhouse,
+    connect,
+    flink,
+    kafka,
+    minio,
+    mlflow,
+    postgres,
+    spark,
+    spark_cluster,
+    superset,
+)
 from stack.service import Service
 
 MODULES = (postgres, kafka, connect, minio, clickhouse, cdc_sink, flink, flink.taskmanager, spark_cluster,
-           spark_cluster.worker, spark, superset,
+           spark_cluster.worker, spark, superset, mlflow,
            airflow, airflow.scheduler, airflow.dag_processor, airflow.triggerer)
 
 

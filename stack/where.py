@@ -19,6 +19,8 @@ def show(settings: Settings) -> None:
          f"{settings['SUPERSET_ADMIN_USER']} / {settings['SUPERSET_ADMIN_PASSWORD']}"),
         ("Airflow (DAGs, runs, logs)", f"http://127.0.0.1:{settings['AIRFLOW_PORT']}",
          f"{settings['AIRFLOW_ADMIN_USER']} / {settings['AIRFLOW_ADMIN_PASSWORD']}"),
+        ("MLflow (runs, model registry)", f"http://{settings['MLFLOW_HOST']}:{settings['MLFLOW_PORT']}",
+         f"{settings['MLFLOW_ADMIN_USER']} / {settings['MLFLOW_ADMIN_PASSWORD']}"),
         ("Flink Web UI (streaming job)", settings["FLINK_REST_URL"], "-"),
         ("MinIO console (Iceberg lake)", minio_console, "MINIO_ROOT_USER / MINIO_ROOT_PASSWORD in .env"),
         ("ClickHouse HTTP (marts, ml.*)", f"http://{settings['CLICKHOUSE_HOST']}:{settings['CLICKHOUSE_PORT']}",

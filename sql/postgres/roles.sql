@@ -2,7 +2,7 @@
 -- Run by psql as the superuser, connected to the platform database, with variables
 -- db, admin_user, cdc_user/cdc_password, stream_user/stream_password, bi_user/bi_password,
 -- simulator_user/simulator_password, iceberg_user/iceberg_password, airflow_user/airflow_password, airflow_db,
--- superset_user/superset_password, superset_db.
+-- superset_user/superset_password, superset_db, mlflow_user/mlflow_password, mlflow_db.
 -- The local stack runs it on every `make up`; compose runs it from its init service.
 -- Idempotent: roles are created once and their passwords kept in line with .env.
 
@@ -98,3 +98,12 @@ ALTER ROLE :"superset_user" WITH LOGIN NOREPLICATION NOSUPERUSER NOCREATEDB NOCR
 SELECT format('CREATE DATABASE %I OWNER %I', :'superset_db', :'superset_user')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'superset_db') \gexec
 REVOKE ALL ON DATABASE :"superset_db" FROM PUBLIC;
+
+-- MLflow: owns its tracking/registry database (its tables come from MLflow's own migrations) and
+-- nothing in the platform database.
+SELECT format('CREATE ROLE %I LOGIN', :'mlflow_user')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'mlflow_user') \gexec
+ALTER ROLE :"mlflow_user" WITH LOGIN NOREPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'mlflow_password';
+SELECT format('CREATE DATABASE %I OWNER %I', :'mlflow_db', :'mlflow_user')
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'mlflow_db') \gexec
+REVOKE ALL ON DATABASE :"mlflow_db" FROM PUBLIC;
