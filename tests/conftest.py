@@ -24,6 +24,15 @@ def run_stack(*args: str, env: dict[str, str] | None = None, check: bool = True)
     return result
 
 
+def ensure_up(settings: config.Settings, *names: str) -> config.Settings:
+    """The named services and what they depend on, healthy: `stack up <names>` starts them when they are
+    not (`make test` stops the stack afterwards when it started it)."""
+    needed = services.select(services.all_services(settings), list(names))
+    if not all(row.healthy for row in lifecycle.rows(settings, needed)):
+        run_stack("up", *names)
+    return settings
+
+
 @pytest.fixture(scope="session")
 def settings() -> config.Settings:
     return config.load()

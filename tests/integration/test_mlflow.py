@@ -18,9 +18,9 @@ import requests
 from minio import Minio
 from minio.error import S3Error
 
-from stack import lifecycle, minio, mlflow, services
+from stack import minio, mlflow
 from stack.supervisor import Supervisor
-from tests.conftest import run_stack
+from tests.conftest import ensure_up
 
 pytestmark = pytest.mark.integration
 MLFLOW_PY = mlflow.VENV / "bin" / "python"
@@ -29,10 +29,7 @@ SEARCH = "/api/2.0/mlflow/experiments/search?max_results=10"
 
 @pytest.fixture(scope="module")
 def server(settings):
-    needed = services.select(services.all_services(settings), ["mlflow"])
-    if not all(row.healthy for row in lifecycle.rows(settings, needed)):
-        run_stack("up", "mlflow")
-    return settings
+    return ensure_up(settings, "mlflow")
 
 
 def secrets_of(settings) -> list[str]:

@@ -16,9 +16,9 @@ import psutil
 import pytest
 
 from platform_common.config import REPO
-from stack import lifecycle, services, spark_cluster
+from stack import spark_cluster
 from stack.supervisor import Supervisor
-from tests.conftest import run_stack
+from tests.conftest import ensure_up
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -27,10 +27,7 @@ SPARK_PY = REPO / ".tools" / "venvs" / "spark" / "bin" / "python"
 
 @pytest.fixture(scope="module")
 def cluster(settings):
-    needed = services.select(services.all_services(settings), ["spark-worker", "minio", "postgres"])
-    if not all(row.healthy for row in lifecycle.rows(settings, needed)):
-        run_stack("up", "spark-worker", "minio", "postgres")
-    return settings
+    return ensure_up(settings, "spark-worker", "minio", "postgres")
 
 
 def jvm(settings, name: str) -> psutil.Process:

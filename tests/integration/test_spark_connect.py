@@ -13,9 +13,9 @@ import psutil
 import pytest
 
 from platform_common.config import REPO
-from stack import lifecycle, services, spark
+from stack import spark
 from stack.supervisor import Supervisor
-from tests.conftest import run_stack
+from tests.conftest import ensure_up
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -24,10 +24,7 @@ SPARK_PY = REPO / ".tools" / "venvs" / "spark" / "bin" / "python"
 
 @pytest.fixture(scope="module")
 def spark_up(settings):
-    needed = services.select(services.all_services(settings), ["spark"])
-    if not all(row.healthy for row in lifecycle.rows(settings, needed)):
-        run_stack("up", "spark")
-    return settings
+    return ensure_up(settings, "spark")
 
 
 def client(code: str, token: str | None = "settings") -> subprocess.CompletedProcess:

@@ -13,8 +13,8 @@ import pytest
 
 from platform_common import clients
 from platform_common.config import REPO
-from stack import lifecycle, services, superset
-from tests.conftest import run_stack
+from stack import superset
+from tests.conftest import ensure_up
 from tests.support import superset_browser as browser
 from tests.support.waiting import wait_for
 
@@ -25,12 +25,7 @@ BUNDLE_COUNTS = {"databases": 2, "datasets": 7, "charts": 26, "dashboards": 6}
 
 @pytest.fixture(scope="session")
 def superset_up(settings):
-    """Superset and what it depends on, healthy: `stack up superset` starts them when they are not
-    (`make test` stops the stack afterwards when it started it)."""
-    needed = services.select(services.all_services(settings), ["superset"])
-    if not all(row.healthy for row in lifecycle.rows(settings, needed)):
-        run_stack("up", "superset")
-    return settings
+    return ensure_up(settings, "superset")
 
 
 @pytest.fixture(scope="session")
