@@ -62,7 +62,8 @@ def test_upgrading_from_the_previous_layout_loses_and_duplicates_nothing(job, tm
     first_minute = dt.datetime.fromtimestamp(first.min_event_ms / 1000, dt.UTC).replace(second=0, microsecond=0)
     assert dt.datetime.fromisoformat(layout.replay.aggregate_from).replace(tzinfo=dt.UTC) <= first_minute
 
-    # a second run in later minutes (each live ledger's windows are its own), through the new job
-    time.sleep(max(0.0, 61 - time.time() % 60))
+    # a second run in later minutes than the first's last event (each live ledger's windows are its own),
+    # through the new job; the upgrade above often took that long already
+    time.sleep(max(0.0, (first.max_event_ms // 60_000 + 1) * 60 + 1 - time.time()))
     r.events(duration=20, **LIVE)
     assert_pipeline_matches(r, r.ledgers)
