@@ -10,6 +10,7 @@ from minio.credentials import StaticProvider
 from minio.minioadmin import MinioAdmin
 
 from platform_common.config import BIN, Settings
+from stack import mlflow
 from stack.service import Service
 
 BINARY = BIN / "minio"
@@ -37,7 +38,7 @@ def prefix_policy(bucket: str, prefix: str) -> dict:
 
 
 # component users: (user setting, password setting, prefix of MINIO_BUCKET it may use)
-USERS = (("MINIO_MLFLOW_USER", "MINIO_MLFLOW_PASSWORD", "mlflow"),)
+USERS = (("MINIO_MLFLOW_USER", "MINIO_MLFLOW_PASSWORD", mlflow.ARTIFACTS_PREFIX),)
 
 
 def ensure_users(settings: Settings) -> None:

@@ -35,10 +35,10 @@ def workdir(settings: Settings) -> Path:
     return settings.data_dir / "mlflow"
 
 
-def backend_uri(settings: Settings, host: str | None = None, port: int | None = None) -> str:
+def backend_uri(settings: Settings) -> str:
     """The PostgreSQL URI without its password (libpq reads PGPASSWORD)."""
-    return (f"postgresql+psycopg2://{settings['POSTGRES_MLFLOW_USER']}@{host or settings.postgres_host}:"
-            f"{port or settings.postgres_port}/{settings['POSTGRES_MLFLOW_DB']}")
+    return (f"postgresql+psycopg2://{settings['POSTGRES_MLFLOW_USER']}@{settings.postgres_host}:"
+            f"{settings.postgres_port}/{settings['POSTGRES_MLFLOW_DB']}")
 
 
 def auth_config(settings: Settings) -> str:
