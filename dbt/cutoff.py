@@ -28,7 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 SOURCE_DATABASE = "cdc"
-SOURCE_TABLES = ("crm_customers", "raw_web_events", "raw_purchase_events")
+# the mirror, and every version of the customers (the churn features read attributes as of past dates)
+SOURCE_TABLES = ("crm_customers", "raw_web_events", "raw_purchase_events", "crm_customers_history")
 PREFIX = "cdc_run_"
 KEEP = 3
 

@@ -5,6 +5,10 @@
   segment  Spark ML K-Means on the newest snapshot_date → Iceberg lakehouse.ml.* + model in MinIO
   load     the newest (or --run-id) segmentation run from Iceberg → ClickHouse ml.*
   run      export → segment → load
+  churn-train  the churn model on ClickHouse analytics.churn_features: rolling backtests, one MLflow run,
+               the promotion gate to @champion (spark_ml/churn/train.py)
+  churn-score  every live customer scored by @champion → Iceberg ml.churn_scores + ClickHouse ml.churn_scores*
+               (--train-if-no-champion: train first when the registry has no champion yet)
   drop-scope  remove everything a --scope run wrote (Iceberg namespaces, ClickHouse database, MinIO prefix)
 
 --scope NAME writes to a separate namespace set (spark_ml/scope.py) instead of the platform's tables;
@@ -61,10 +65,31 @@ def _load(args) -> dict:
     return load.load(run_id=args.run_id, keep_runs=args.keep_runs)
 
 
+def _churn_train(args) -> dict:
+    from spark_ml import lake
+    from spark_ml.churn import registry, train
+
+    return train.train(lake.settings(), lake.clickhouse(), source=args.churn_source, model_name=registry.MODEL_NAME,
+                       experiment=registry.EXPERIMENT, customer_prefix=args.customer_prefix, seed=args.seed)
+
+
+def _churn_score(args) -> dict:
+    from spark_ml import lake
+    from spark_ml.churn import registry, score
+
+    if args.train_if_no_champion and registry.champion(registry.connect(lake.settings()), registry.MODEL_NAME) is None:
+        print(f"churn-score: {registry.MODEL_NAME} has no @{registry.ALIAS}; training one first", flush=True)
+        trained = _churn_train(args)
+        print(f"churn-train: {json.dumps(trained, default=str)}", flush=True)
+    return score.score(lake.settings(), lake.clickhouse(), source=args.churn_source, model_name=registry.MODEL_NAME,
+                       customer_prefix=args.customer_prefix)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m spark_ml", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["export", "segment", "load", "run", "drop-scope"])
+    parser.add_argument("command", choices=["export", "segment", "load", "run", "churn-train", "churn-score",
+                                            "drop-scope"])
     parser.add_argument("--source", default="analytics.customer_features", help="ClickHouse table to export")
     parser.add_argument("--customer-prefix", default=None, metavar="P",
                         help="export only customers with ids P<digits> (one simulated population)")
@@ -87,14 +112,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="k search on a sample of about this many customers, then one fit on all (0 = all)")
     parser.add_argument("--run-id", default=None, help="run to load (default: the newest)")
     parser.add_argument("--keep-runs", type=int, default=10, help="runs kept in ClickHouse")
+    parser.add_argument("--churn-source", default="analytics.churn_features",
+                        help="ClickHouse table of the churn model's point-in-time rows (dbt model churn_features)")
+    parser.add_argument("--train-if-no-champion", action="store_true",
+                        help="churn-score: train and gate a model first when there is no @champion")
     args = parser.parse_args(argv)
-    steps = {"export": [_export], "segment": [_segment], "load": [_load], "run": [_export, _segment, _load]}
+    steps = {"export": [_export], "segment": [_segment], "load": [_load], "run": [_export, _segment, _load],
+             "churn-train": [_churn_train], "churn-score": [_churn_score]}
     try:
         if args.command == "drop-scope":
             from spark_ml import scope
             if not args.scope:
                 raise ValueError("drop-scope needs --scope NAME")
             scope.drop(args.scope)
+            from spark_ml import lake
+            from spark_ml.churn import registry
+            registry.forget(registry.connect(lake.settings()), f"churn_model_{args.scope}")
             print(f"drop-scope: removed scope {args.scope}")
             return 0
         if args.scope:
@@ -105,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{step.__name__[1:]}: {json.dumps(result, default=str)}", flush=True)
     except (StackError, RuntimeError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # MLflow's and the churn jobs' own errors: one line, not a traceback
+        if type(exc).__module__.split(".")[0] not in ("mlflow", "spark_ml"):
+            raise
+        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
         return 1
     return 0
 

@@ -23,6 +23,7 @@ CATALOG = "lakehouse"                 # the catalog's name in iceberg_tables.cat
 FEATURES_TABLE = "marts.customer_features"
 SEGMENTS_TABLE = "ml.customer_segments"
 PROFILES_TABLE = "ml.segment_profiles"
+CHURN_SCORES_TABLE = "ml.churn_scores"
 # The catalog tables' layout, pinned for both engines: whichever touches an empty database first
 # creates them, pyiceberg as v1 by default, Iceberg's JdbcCatalog as V0, and on V0 Spark cannot even
 # ask whether a table exists ("initialized without view support"). Both migrate a V0 catalog to V1.

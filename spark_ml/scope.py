@@ -13,7 +13,9 @@ import re
 from platform_common.config import REPO
 from spark_ml import lake, load
 
-MIGRATION = REPO / "sql" / "clickhouse" / "migrations" / "00003_ml_segments.sql"
+# the ml.* tables of the segments and of the churn scores
+MIGRATIONS = [REPO / "sql" / "clickhouse" / "migrations" / name
+              for name in ("00003_ml_segments.sql", "00006_churn_scores.sql")]
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
 
@@ -32,6 +34,10 @@ def point(scope: str) -> dict[str, str]:
     lake.MODELS_PREFIX = f"{n['minio_prefix']}models/segmentation"
     db = n["clickhouse_db"]
     load.SEGMENTS, load.PROFILES, load.RUNS = f"{db}.customer_segments", f"{db}.segment_profiles", f"{db}.segmentation_runs"
+    lake.CHURN_SCORES_TABLE = f"{n['ml']}.churn_scores"
+    from spark_ml.churn import registry, score
+    score.SCORES, score.RUNS = f"{db}.churn_scores", f"{db}.churn_scoring_runs"
+    registry.MODEL_NAME = registry.EXPERIMENT = f"churn_model_{scope}"
     return n
 
 
@@ -41,10 +47,11 @@ def apply(scope: str) -> dict[str, str]:
     db = n["clickhouse_db"]
     ch = lake.clickhouse()
     ch.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    for stmt in MIGRATION.read_text().split("-- +goose Down")[0].replace("ml.", f"{db}.").split(";"):
-        body = "\n".join(line for line in stmt.splitlines() if not line.strip().startswith("--")).strip()
-        if body:
-            ch.command(body)
+    for migration in MIGRATIONS:
+        for stmt in migration.read_text().split("-- +goose Down")[0].replace("ml.", f"{db}.").split(";"):
+            body = "\n".join(line for line in stmt.splitlines() if not line.strip().startswith("--")).strip()
+            if body:
+                ch.command(body)
     return n
 
 

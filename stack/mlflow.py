@@ -21,6 +21,7 @@ from pathlib import Path
 import requests
 
 from platform_common.config import TOOLS, Settings
+from platform_common.errors import StackError
 from stack.service import Service
 
 VENV = TOOLS / "venvs" / "mlflow"
@@ -82,6 +83,20 @@ def healthy(settings: Settings) -> bool:
         return False
 
 
+def provision(settings: Settings) -> None:
+    """The churn model's own login (MLFLOW_CHURN_USER): it creates its experiment and registered model and
+    so manages only those (basic auth's default for other users' objects is NO_PERMISSIONS). Idempotent."""
+    admin = (settings["MLFLOW_ADMIN_USER"], settings["MLFLOW_ADMIN_PASSWORD"])
+    user = settings["MLFLOW_CHURN_USER"]
+    got = requests.get(f"{url(settings)}/api/2.0/mlflow/users/get", params={"username": user}, auth=admin, timeout=10)
+    if got.status_code == 200:
+        return
+    made = requests.post(f"{url(settings)}/api/2.0/mlflow/users/create", auth=admin, timeout=10,
+                         json={"username": user, "password": settings["MLFLOW_CHURN_PASSWORD"]})
+    if made.status_code != 200:
+        raise StackError(f"mlflow: could not create user {user}: HTTP {made.status_code} {made.text[:200]}")
+
+
 def service(settings: Settings) -> Service:
     port = int(settings["MLFLOW_PORT"])
     return Service(
@@ -96,6 +111,7 @@ def service(settings: Settings) -> Service:
         healthy=lambda: healthy(settings),
         depends_on=("postgres", "minio"),
         prepare=lambda: prepare(settings),
+        provision=lambda: provision(settings),
         environment=environment(settings),
         stop_wait_seconds=20,
     )

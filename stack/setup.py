@@ -52,7 +52,7 @@ PYTHON_ENVS: dict[str, Path] = {
     "flink": REPO / "requirements" / "flink.lock",  # PyFlink: apache-beam caps pyarrow/protobuf
     "spark": REPO / "requirements" / "spark.lock",  # PySpark + pyiceberg + scikit-learn (spark_ml/)
     "superset": REPO / "requirements" / "superset.lock",  # Superset 6.1: SQLAlchemy 1.4, its own Flask stack
-    "mlflow": REPO / "requirements" / "mlflow.lock",  # MLflow server: cachetools<8, spark.lock resolves 8
+    "mlflow": REPO / "requirements" / "mlflow.lock",  # the MLflow server (its UI, alembic, gunicorn...); spark has the client
     "airflow": REPO / "requirements" / "airflow.lock",  # Airflow 3 + cosmos (airflow/, stack/airflow.py)
     "lint": REPO / "requirements" / "lint.lock",  # ruff + sqlfluff (`make lint`), kept out of the runtime envs
 }

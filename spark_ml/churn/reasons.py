@@ -71,7 +71,44 @@ def phrase(column: str, value) -> str:
     if column == "days_since_last_login":
         return "never logged in" if missing else f"no login in {int(value)} days"
     if column.startswith("orders_") and column.endswith("d") and not missing:
-        return f"{int(value)} orders in the last {column[7:-1]} days"
+        days = column[7:-1]
+        return f"no completed order in the last {days} days" if value == 0 else f"{int(value)} orders in the last {days} days"
+    return _platform(column, value, missing)
+
+
+def _money(value: float) -> str:
+    return _bucket(value, [(50, "under $50"), (200, "$50-200"), (1000, "$200-1,000")], "over $1,000")
+
+
+def _platform(column: str, value, missing: bool) -> str:
+    """The platform's churn_features columns (spark_ml.churn.training_set)."""
+    if column.startswith("sessions_") and column.endswith("d") and not missing:
+        days = column[9:-1]
+        return f"no visit in the last {days} days" if value == 0 else f"{int(value)} visits in the last {days} days"
+    if column == "days_since_last_session":
+        return "no visit yet" if missing else f"no visit in {int(value)} days"
+    if column in ("tier_downgraded_30d", "tier_upgraded_30d") and not missing:
+        change = "downgraded" if column == "tier_downgraded_30d" else "upgraded"
+        return f"{change} in the last 30 days" if int(value) == 1 else f"not {change} in the last 30 days"
+    if column == "subscription_tier" and not missing:
+        return f"on the {value} tier"
+    if column == "country" and not missing:
+        return f"based in {value}"
+    if column == "acquisition_channel" and not missing:
+        return f"came through {str(value).replace('_', ' ')}"
+    if column == "activity_trend" and not missing:  # this week's visit rate against the last 30 days'
+        return _bucket(value, [(0.5, "visits falling sharply"), (0.9, "visits falling"), (1.1, "visits steady")],
+                       "visits rising")
+    if column == "frequency" and not missing:
+        return "no completed order yet" if value == 0 else f"{int(value)} completed orders in all"
+    if column in ("monetary", "revenue_90d") and not missing:
+        period = "in all" if column == "monetary" else "in the last 90 days"
+        return f"nothing spent {period}" if value == 0 else f"{_money(value)} spent {period}"
+    if column == "avg_order_value":
+        return "no completed order yet" if missing else f"average order {_money(value)}"
+    if column in ("cancellations_90d", "refunds_90d") and not missing:
+        what = "cancelled" if column == "cancellations_90d" else "refunded"
+        return f"no {what} order in 90 days" if value == 0 else f"{int(value)} {what} orders in 90 days"
     words = column.replace("_", " ")
     return f"{words}: unknown" if missing else f"{words}: {value}"
 

@@ -218,7 +218,17 @@ def test_phrases():
     assert reasons.phrase("total_charges", float("nan")) == "no bill yet"
     assert reasons.phrase("monthly_charges", 95.5) == "monthly charges $90 or more"
     assert reasons.phrase("days_since_last_login", 40) == "no login in 40 days"
-    assert reasons.phrase("sessions_30d", 0) == "sessions 30d: 0"  # no phrasing yet: words, not the raw name
+    # the platform's point-in-time features (spark_ml.churn.training_set)
+    assert reasons.phrase("sessions_30d", 0) == "no visit in the last 30 days"
+    assert reasons.phrase("sessions_7d", 3.0) == "3 visits in the last 7 days"
+    assert reasons.phrase("days_since_last_session", 12.0) == "no visit in 12 days"
+    assert reasons.phrase("tier_downgraded_30d", 1.0) == "downgraded in the last 30 days"
+    assert reasons.phrase("subscription_tier", "free") == "on the free tier"
+    assert reasons.phrase("acquisition_channel", "organic_search") == "came through organic search"
+    assert reasons.phrase("activity_trend", 0.3) == "visits falling sharply"
+    assert reasons.phrase("avg_order_value", float("nan")) == "no completed order yet"
+    assert reasons.phrase("revenue_90d", 120.0) == "$50-200 spent in the last 90 days"
+    assert reasons.phrase("some_new_column", 2) == "some new column: 2"  # no phrasing yet: words, not the raw name
 
 
 def test_telco_explanations():
@@ -276,3 +286,43 @@ def test_campaign_is_optimal_within_budget():
         best = max(sum(p[i] * value[i] * 0.3 - cost for i in s)
                    for r in range(9) for s in itertools.combinations(range(8), r) if r * cost <= budget)
         assert c.net == pytest.approx(best)
+
+
+def test_promotion_gate_needs_ece_within_bound_and_auc_not_below_the_champion():
+    from spark_ml.churn import registry
+
+    assert registry.gate(0.70, 0.04, None) == registry.Decision(
+        True, "promoted: backtest AUC 0.7000 (no champion yet), ECE 0.0400 <= 0.05")
+    assert registry.gate(0.83, 0.03, 0.83).promote  # equal AUC is "not below"
+    assert registry.gate(0.829, 0.03, 0.83) == registry.Decision(
+        False, "rejected: backtest AUC 0.8290 < champion's 0.8300")
+    assert registry.gate(0.95, 0.051, None) == registry.Decision(False, "rejected: backtest ECE 0.0510 > 0.05")
+    assert not registry.gate(0.95, float("nan"), None).promote
+
+
+def test_time_splits_fit_before_calibration_before_test():
+    from spark_ml.churn import training_set
+
+    days = pd.to_datetime(pd.Series(np.repeat(pd.date_range("2026-01-01", periods=10), 3)))
+    splits = training_set.rolling_splits(days)
+    assert len(splits) == 3  # 5 blocks of 2 days: test blocks 3, 4, 5
+    for split in splits:
+        assert days[split.fit].max() < days[split.calibrate].min()
+        assert days[split.calibrate].max() < days[split.test].min()
+    assert [days[s.test].min().day for s in splits] == [5, 7, 9]
+    fit, cal = training_set.final_split(days)
+    assert days[fit].max() < days[cal].min() and days[cal].min().day == 9 and len(fit) + len(cal) == len(days)
+    with pytest.raises(training_set.TrainingSetError, match="2 training cutoff"):
+        training_set.rolling_splits(days[:6])
+
+
+def test_next_best_action_rules():
+    from spark_ml.churn import score
+
+    band = ["low", "medium", "high", "very high", "high", "high", "low"]
+    lapsed = np.array([False, False, False, False, False, False, True])
+    downgraded = np.array([False, False, True, False, False, False, False])
+    value = np.array([10.0, 10, 10, 500, 10, 0, 0])
+    assert list(score.next_best_action(band, lapsed, downgraded, value, high_value=100.0)) == [
+        "no action", "engagement e-mail", "restore previous tier", "retention call", "retention offer",
+        "retention offer", "win-back offer"]

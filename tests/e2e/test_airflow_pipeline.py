@@ -105,7 +105,8 @@ def test_each_run_has_its_own_cutoff_and_the_stream_was_live(live_runs):
     for run_id, _ in runs:
         rows = ch.query("SELECT source_table, snapshot_database, high_watermark, row_count FROM pipeline.run_cutoffs "
                         "WHERE run_id = {r:String}", parameters={"r": run_id}).result_rows
-        assert {r[0] for r in rows} == {"crm_customers", "raw_web_events", "raw_purchase_events"}, run_id
+        assert {r[0] for r in rows} == {"crm_customers", "raw_web_events", "raw_purchase_events",
+                                        "crm_customers_history"}, run_id
         assert len({r[1] for r in rows}) == 1
         cutoffs.append({r[0]: (r[2], r[3]) for r in rows})
     web = [c["raw_web_events"] for c in cutoffs]

@@ -10,6 +10,7 @@ import pytest
 
 from platform_common import clients
 from platform_common.config import REPO
+from tests.support import cdc_mirror
 
 pytestmark = pytest.mark.integration
 
@@ -25,9 +26,7 @@ def mirror(stack_up):
     ch = clients.clickhouse(stack_up)
     key = uuid.uuid4().hex[:8]
     source, prefix = f"cdc_it_{key}", f"cdc_itrun_{key}_"
-    ch.command(f"CREATE DATABASE {source}")
-    for table in cutoff.SOURCE_TABLES:
-        ch.command(f"CREATE TABLE {source}.{table} AS cdc.{table}")
+    cdc_mirror.create_mirror(ch, source)
     yield ch, source, prefix
     ch.command(f"DROP DATABASE IF EXISTS {source}")
     for (db,) in ch.query("SELECT name FROM system.databases WHERE startsWith(name, {p:String})",
@@ -66,7 +65,9 @@ def test_a_frozen_copy_keeps_the_mirror_as_it_was(mirror):
     assert _state(ch, db) == [("a", "a@1"), ("b", "b@1"), ("c", "c@1")]
     recorded = ch.query("SELECT source_table, row_count FROM pipeline.run_cutoffs WHERE run_id = 'it-run-1' "
                         "ORDER BY source_table").result_rows
-    assert recorded == [("crm_customers", 3), ("raw_purchase_events", 0), ("raw_web_events", 0)]
+    # the history (filled by the mirror's materialized view) is frozen with it: the 3 versions of then
+    assert recorded == [("crm_customers", 3), ("crm_customers_history", 3), ("raw_purchase_events", 0),
+                        ("raw_web_events", 0)]
 
     # the next run sees what arrived since
     db2 = cutoff.fix(ch, "it-run-2", source=source, prefix=prefix)

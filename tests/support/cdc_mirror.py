@@ -1,8 +1,9 @@
 """A CDC mirror (the ClickHouse `cdc` tables) filled directly from the simulators, for dbt tests and
 benchmarks while the streaming path (Flink -> PostgreSQL -> Debezium -> CDC sink) is not in the way.
 
-`create_mirror(client, database)` creates a database with exactly the migration's table DDL
-(sql/clickhouse/migrations/00002_cdc_mirror.sql, the database name replaced). `simulate()` runs the
+`create_mirror(client, database)` creates a database with exactly the migrations' DDL
+(sql/clickhouse/migrations/00002_cdc_mirror.sql and the customers' history of 00005, the database name
+replaced). `simulate()` runs the
 customer timeline and the event simulator in-process (memory sink) and turns them into mirror rows
 as the CDC sink writes them: every customer change is a version (_op c/u/d, deletes are tombstones
 that carry only the key), every event/order a streamed insert, some orders get a later status
@@ -26,7 +27,9 @@ from platform_common.config import REPO
 from simulators import run
 from simulators.customers import timeline
 
-MIGRATION = REPO / "sql" / "clickhouse" / "migrations" / "00002_cdc_mirror.sql"
+MIGRATIONS = REPO / "sql" / "clickhouse" / "migrations"
+# the mirror's tables, then the customers' history table and the materialized view that fills it
+MIGRATION_TABLES = {"00002_cdc_mirror.sql": 3, "00005_customer_history.sql": 2}
 UTC = dt.UTC
 CUSTOMER_COLS = ["customer_id", "email", "signup_date", "country", "acquisition_channel", "subscription_tier",
                  "updated_at", "_version", "_is_deleted", "_op", "_source_ts_ms"]
@@ -40,11 +43,16 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def mirror_ddl(database: str) -> list[str]:
-    """The migration's CREATE TABLE statements for `database` instead of `cdc`."""
-    text = MIGRATION.read_text().split("-- +goose Down")[0]
-    statements = re.findall(r"-- \+goose StatementBegin\n(.*?)-- \+goose StatementEnd", text, re.S)
-    assert len(statements) == 3, f"expected 3 tables in {MIGRATION}"
-    return [s.replace("cdc.", f"{database}.").strip().rstrip(";") for s in statements]
+    """The migrations' CREATE statements (tables and the history's materialized view) for `database`
+    instead of `cdc`."""
+    ddl = []
+    for name, count in MIGRATION_TABLES.items():
+        text = (MIGRATIONS / name).read_text().split("-- +goose Down")[0]
+        statements = [s for s in re.findall(r"-- \+goose StatementBegin\n(.*?)-- \+goose StatementEnd", text, re.S)
+                      if s.lstrip().startswith("CREATE")]
+        assert len(statements) == count, f"expected {count} CREATE statements in {name}"
+        ddl += [s.replace("cdc.", f"{database}.").strip().rstrip(";") for s in statements]
+    return ddl
 
 
 def create_mirror(client, database: str) -> None:

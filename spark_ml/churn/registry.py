@@ -1,0 +1,75 @@
+"""MLflow for the churn model: the packaged model, the login, and the promotion gate to `@champion`.
+
+The stack's MLflow server (stack/mlflow.py) tracks every training run and holds the registry. The
+churn jobs sign in as MLFLOW_CHURN_USER, which manages only what it creates. A model version becomes
+`@champion` only through `gate()`: its backtest ROC-AUC is not below the current champion's and its
+backtest ECE is at most MAX_ECE. The decision is logged on the run and on the model version either way.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from platform_common.config import Settings
+
+MODEL_NAME = "churn_model"
+EXPERIMENT = "churn_model"
+ALIAS = "champion"
+MAX_ECE = 0.05
+AUC_METRIC = "backtest_roc_auc"   # of the shipped model (gbt, calibrated), mean over the rolling backtests
+ECE_METRIC = "backtest_ece"
+
+
+def connect(settings: Settings):
+    """Point the mlflow client at the stack's server with the churn login; returns an MlflowClient."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    os.environ["MLFLOW_TRACKING_USERNAME"] = settings["MLFLOW_CHURN_USER"]
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = settings["MLFLOW_CHURN_PASSWORD"]
+    uri = f"http://{settings['MLFLOW_HOST']}:{settings['MLFLOW_PORT']}"
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri)
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+
+
+def gate(auc: float, ece: float, champion_auc: float | None) -> Decision:
+    """Promote when ECE ≤ MAX_ECE and the AUC does not fall below the champion's (any AUC without one)."""
+    if not ece <= MAX_ECE:
+        return Decision(False, f"rejected: backtest ECE {ece:.4f} > {MAX_ECE}")
+    if champion_auc is not None and auc < champion_auc:
+        return Decision(False, f"rejected: backtest AUC {auc:.4f} < champion's {champion_auc:.4f}")
+    against = "no champion yet" if champion_auc is None else f"champion's AUC {champion_auc:.4f}"
+    return Decision(True, f"promoted: backtest AUC {auc:.4f} ({against}), ECE {ece:.4f} <= {MAX_ECE}")
+
+
+def champion(client, name: str = MODEL_NAME):
+    """(version, backtest AUC) of the current @champion, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = client.get_model_version_by_alias(name, ALIAS)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+    auc = client.get_run(version.run_id).data.metrics.get(AUC_METRIC)
+    return version, auc
+
+
+def forget(client, name: str) -> None:
+    """Delete registered model `name` (all its versions) and experiment `name`, if they exist (test scopes)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.delete_registered_model(name)
+    except MlflowException:
+        pass
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        client.delete_experiment(experiment.experiment_id)

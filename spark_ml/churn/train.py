@@ -1,0 +1,120 @@
+"""Train the churn model on the platform's point-in-time rows, log it to MLflow, and gate its promotion.
+
+    python -m spark_ml churn-train [--source analytics.churn_features] [--model-name churn_model]
+
+1. Training rows from ClickHouse (spark_ml.churn.training_set), split by cutoff date.
+2. Rolling backtests: the gradient-boosted model (calibrated) against logistic regression and recency
+   alone, each fitted, calibrated and tested on its own time blocks (spark_ml.churn.backtest).
+3. The shipped model: fitted on all blocks but the newest, calibrated on the newest.
+4. One MLflow run: parameters, every backtest metric, calibration and lift plots, the model (registered).
+5. The gate (spark_ml.churn.registry.gate) against the current @champion; promoted, it becomes @champion.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from platform_common.config import Settings
+from spark_ml.churn import backtest, metrics, model, registry, training_set
+
+BASELINES = ("logistic", "recency")
+SHIPPED = ("gbt", model.CALIBRATION)
+
+
+def models(seed: int) -> dict:
+    return {"gbt": model.gbt(seed), "logistic": model.logistic(),
+            "recency": model.single_feature(training_set.RECENCY)}
+
+
+def _plots(predictions):
+    """Calibration (reliability) and cumulative gain of the shipped model's backtest predictions."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shipped = predictions[(predictions.model == SHIPPED[0]) & (predictions.calibration == SHIPPED[1])]
+    y, p = shipped.y.to_numpy(), shipped.p.to_numpy()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5))
+    bins = np.linspace(0, 1, metrics.ECE_BINS + 1)
+    ids = np.clip(np.searchsorted(bins[1:-1], p), 0, metrics.ECE_BINS - 1)
+    used = np.unique(ids)
+    left.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
+    left.plot([p[ids == b].mean() for b in used], [y[ids == b].mean() for b in used], marker="o")
+    left.set(xlabel="predicted p(churn)", ylabel="observed churn rate", title="calibration (backtests)")
+    order = np.argsort(-p, kind="stable")
+    gain = np.concatenate([[0], np.cumsum(y[order]) / max(y.sum(), 1)])
+    share = np.linspace(0, 1, len(gain))
+    right.plot(share, gain, label="model")
+    right.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="random")
+    right.set(xlabel="share of customers contacted (highest p first)", ylabel="share of churners reached",
+              title="cumulative gain (backtests)")
+    right.legend()
+    fig.tight_layout()
+    return fig
+
+
+def train(settings: Settings, client, source: str = training_set.DEFAULT_SOURCE, model_name: str = registry.MODEL_NAME,
+          experiment: str = registry.EXPERIMENT, customer_prefix: str | None = None, seed: int = 42,
+          horizon_days: int = 30) -> dict:
+    import mlflow
+
+    from spark_ml.churn.pyfunc import ChurnModel
+
+    t0 = time.perf_counter()
+    rows = training_set.read(client, source, training=True, customer_prefix=customer_prefix)
+    X, y = training_set.features(rows), training_set.labels(rows)
+    t_read = time.perf_counter() - t0
+    splits = training_set.rolling_splits(rows.cutoff_date)
+    result = backtest.backtest(X, y, splits, models(seed))
+    summary = result.summary()
+    t_backtest = time.perf_counter() - t0 - t_read
+
+    fit, cal = training_set.final_split(rows.cutoff_date)
+    fitted = model.gbt(seed).fit(X.iloc[fit], y[fit])
+    shipped = model.calibrate(fitted, X.iloc[cal], y[cal])
+    t_fit = time.perf_counter() - t0 - t_read - t_backtest
+
+    figures = {f"backtest_{name}_{m}" if (name, method) != SHIPPED else f"backtest_{m}": float(row[(m, "mean")])
+               for (name, method), row in summary.iterrows() if method != backtest.UNCALIBRATED
+               for m in ("roc_auc", "pr_auc", "lift_10", "brier", "ece")}
+    auc, ece = figures[registry.AUC_METRIC], figures[registry.ECE_METRIC]
+    baseline = max(BASELINES, key=lambda b: figures[f"backtest_{b}_roc_auc"])
+    figures.update(best_baseline_roc_auc=figures[f"backtest_{baseline}_roc_auc"], training_rows=len(y),
+                   churn_rate=float(y.mean()), backtests=len(splits))
+    per_fold = result.scores[(result.scores.model == SHIPPED[0]) & (result.scores.calibration == SHIPPED[1])]
+
+    mlclient = registry.connect(settings)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=f"churn {rows.cutoff_date.max():%Y-%m-%d}") as run:
+        mlflow.log_params({"source": source, "horizon_days": horizon_days, "seed": seed,
+                           "features": ",".join(training_set.FEATURES), "calibration": model.CALIBRATION,
+                           "cutoffs": f"{rows.cutoff_date.min():%Y-%m-%d}..{rows.cutoff_date.max():%Y-%m-%d}",
+                           "fit_cutoffs": training_set.cutoff_range(rows, fit),
+                           "calibration_cutoffs": training_set.cutoff_range(rows, cal),
+                           "best_baseline": baseline, **{f"gbt_{k}": v for k, v in model.GBT_PARAMS.items()}})
+        mlflow.log_metrics(figures)
+        for score in per_fold.itertuples():
+            mlflow.log_metrics({"fold_roc_auc": score.roc_auc, "fold_ece": score.ece}, step=int(score.fold))
+        mlflow.log_figure(_plots(result.predictions), "backtest_calibration_and_gain.png")
+        mlflow.log_table(summary.reset_index().set_axis(["_".join(filter(None, map(str, c))) for c in
+                                                         summary.reset_index().columns], axis=1),
+                         "backtest_summary.json")
+        metadata = {"training_rows": len(y), "churn_rate": float(y.mean()), **figures}
+        info = mlflow.pyfunc.log_model(name="model", python_model=ChurnModel(shipped, horizon_days, metadata),
+                                       registered_model_name=model_name,
+                                       pip_requirements=["scikit-learn==1.7.2", "pandas==2.3.3", "numpy==2.3.5"])
+        version = str(info.registered_model_version)
+        current = registry.champion(mlclient, model_name)
+        decision = registry.gate(auc, ece, None if current is None else current[1])
+        mlflow.set_tags({"gate.decision": "promoted" if decision.promote else "rejected",
+                         "gate.reason": decision.reason, "model.version": version})
+        mlclient.set_model_version_tag(model_name, version, "gate", decision.reason)
+        if decision.promote:
+            mlclient.set_registered_model_alias(model_name, registry.ALIAS, version)
+    return {"run_id": run.info.run_id, "model": model_name, "version": version, "promoted": decision.promote,
+            "gate": decision.reason, "roc_auc": auc, "ece": ece, "best_baseline": baseline,
+            "best_baseline_roc_auc": figures["best_baseline_roc_auc"], "training_rows": len(y),
+            "churn_rate": float(y.mean()), "backtests": len(splits),
+            "timings": {"read_s": round(t_read, 2), "backtest_s": round(t_backtest, 2), "fit_s": round(t_fit, 2),
+                        "total_s": round(time.perf_counter() - t0, 2)}}
