@@ -1,6 +1,8 @@
 """What the demo prints at the end (`python -m simulators summary`): what a simulator run sent
 (its ledger) and the customer segments the platform found (ClickHouse ml.*_latest, read-only user),
-each segment's churn rate against the simulator's hidden ground truth and its ratio to the overall rate.
+each segment's churn rate against the simulator's hidden ground truth and its ratio to the overall rate;
+then the churn model's latest scores (ml.churn_scores_latest): risk bands, revenue at risk, and the
+customers most at risk with their reasons.
 """
 from __future__ import annotations
 
@@ -19,6 +21,14 @@ def collect(settings, run_id: str | None = None) -> dict:
                         "ORDER BY segment_id").result_rows
     run = dict(zip(("run_id", "snapshot_date", "customers", "k", "silhouette", "overall_churn_rate"), latest[0])) \
         if latest else None
+    scoring = ch.query("SELECT run_id, customers, model_name, model_version, mean_p_churn, revenue_at_risk "
+                       "FROM ml.churn_scoring_runs FINAL ORDER BY run_id DESC LIMIT 1").result_rows
+    bands = ch.query("SELECT risk_band, count(), sum(revenue_at_risk) FROM ml.churn_scores_latest GROUP BY risk_band "
+                     "ORDER BY min(p_churn)").result_rows
+    top = ch.query("SELECT customer_id, p_churn, revenue_at_risk, next_best_action, "
+                   "arrayStringConcat(arrayFilter(x -> x != '', [ifNull(reason_1, ''), ifNull(reason_2, ''), "
+                   "ifNull(reason_3, '')]), '; ') FROM ml.churn_scores_latest "
+                   "ORDER BY revenue_at_risk DESC, customer_id LIMIT 5").result_rows
     overall = run and run["overall_churn_rate"]
     return {
         "events": events,
@@ -26,6 +36,11 @@ def collect(settings, run_id: str | None = None) -> dict:
         "segments": [{"segment_id": sid, "segment_name": name, "size": size, "share": share, "churn_rate": rate,
                       "ratio": round(rate / overall, 2) if rate is not None and overall else None}
                      for sid, name, size, share, rate in segments],
+        "churn": None if not scoring else {
+            **dict(zip(("run_id", "customers", "model", "version", "mean_p_churn", "revenue_at_risk"), scoring[0])),
+            "bands": [{"band": b, "customers": n, "revenue_at_risk": r} for b, n, r in bands],
+            "top": [{"customer_id": c, "p_churn": p, "revenue_at_risk": r, "action": a, "reasons": why}
+                    for c, p, r, a, why in top]},
     }
 
 
@@ -61,4 +76,19 @@ def render(s: dict) -> str:
         ratio = "" if seg["ratio"] is None else f"{seg['ratio']:.2f}"
         lines.append(f"  {seg['segment_id']:>2}  {seg['segment_name']:<22}{seg['size']:>10,}{seg['share']:>8.1%}"
                      f"{churn:>8}{ratio:>11}")
+    lines += _churn_lines(s.get("churn"))
     return "\n".join(lines)
+
+
+def _churn_lines(churn: dict | None) -> list[str]:
+    if not churn:
+        return ["no churn scores in ClickHouse ml.churn_scores_latest yet (the pipeline's score_churn task)"]
+    lines = [(f"churn scores {churn['run_id']}: {churn['customers']:,} customers scored by {churn['model']} "
+              f"v{churn['version']} (@champion), mean p(churn) {churn['mean_p_churn']:.1%} over 30 days, "
+              f"expected revenue at risk {churn['revenue_at_risk']:,.0f}"),
+             f"  {'risk band':<12}{'customers':>10}{'revenue at risk':>17}"]
+    lines += [f"  {b['band']:<12}{b['customers']:>10,}{b['revenue_at_risk']:>17,.0f}" for b in churn["bands"]]
+    lines.append("  most revenue at risk:")
+    lines += [f"    {t['customer_id']}  p {t['p_churn']:.0%}  {t['revenue_at_risk']:,.0f} at risk  → {t['action']}"
+              f"  ({t['reasons'] or 'no reason pushes toward churn'})" for t in churn["top"]]
+    return lines

@@ -8,7 +8,11 @@ environment, and per model a `run` and a `test` task that follow its results and
 each `run` task emits the model's table as an asset, so lineage shows in the UI)
 -> export_features (ClickHouse analytics.customer_features -> Iceberg; emits iceberg_customer_features)
 -> segment (Spark ML K-Means, pool `spark`) -> load_segments (Iceberg -> ClickHouse ml.*; emits
-clickhouse_customer_segments) -> refresh_dashboards (Superset chart caches).
+clickhouse_customer_segments) -> refresh_dashboards (Superset chart caches);
+and after dbt_build, beside the segmentation: score_churn (every live customer scored by the registry's
+@champion churn model -> Iceberg ml.churn_scores and ClickHouse ml.churn_scores_latest; emits
+clickhouse_churn_scores). With no champion yet it trains and gates one first, so a new platform has
+scores after its first run; churn_model_training retrains weekly.
 
 Every edge is all_success: a failure stops everything after it (and records an alert in ops.alerts).
 Retries back off exponentially. catchup is off and one run at a time.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 from airflow.sdk import chain, dag, task
 from churn_platform.common import (
+    CHURN_SCORES,
     CUSTOMER_FEATURES,
     DBT_EXECUTABLE,
     DBT_PROJECT,
@@ -93,8 +98,13 @@ def customer_analytics_pipeline():
     def export_features() -> str:
         return spark_ml("export")
 
+    @task.bash(cwd=str(REPO), outlets=[CHURN_SCORES])
+    def score_churn() -> str:
+        return spark_ml("churn-score --train-if-no-champion")
+
     # the freshness check and the cutoff are independent: side by side; dbt_build needs both to succeed
     chain([check_cdc_freshness(), cutoff], dbt_build, export_features(), segmentation_tasks())
+    dbt_build >> score_churn()
 
 
 customer_analytics_pipeline()

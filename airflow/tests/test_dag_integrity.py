@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
-EXPECTED = {"customer_analytics_pipeline", "customer_segmentation", "streaming_health"}
+EXPECTED = {"customer_analytics_pipeline", "customer_segmentation", "streaming_health", "churn_model_training"}
 DBT_MODELS = {p.stem for p in (DAGS.parents[1] / "dbt" / "models").rglob("*.sql")}
 
 pytestmark = pytest.mark.unit
@@ -92,6 +92,10 @@ def test_pipeline_order_and_dbt_tasks_per_model(dagbag):
                                  ("load_segments", "refresh_dashboards")]:
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     assert dag.get_task("refresh_dashboards").downstream_list == []
+    # the churn scores need the run's churn_features (a dbt model): after the whole dbt build, beside segmentation
+    assert dag.get_task("score_churn").upstream_task_ids == dbt_leaves
+    assert dag.get_task("score_churn").downstream_list == []
+    assert type(dag.get_task("score_churn")).__name__ == "_BashDecoratedOperator"
     # the DAG sorts topologically (raises on a cycle)
     assert len(dag.topological_sort()) == len(dag.tasks)
 

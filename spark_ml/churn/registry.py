@@ -52,6 +52,10 @@ def champion(client, name: str = MODEL_NAME):
     """(version, backtest AUC) of the current @champion, or None."""
     from mlflow.exceptions import MlflowException
 
+    # MLflow's basic auth answers 403 (not 404) for a model that does not exist yet: search first (it lists
+    # only what this login may read)
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        return None
     try:
         version = client.get_model_version_by_alias(name, ALIAS)
     except MlflowException as exc:

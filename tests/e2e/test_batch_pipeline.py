@@ -105,6 +105,13 @@ def batch(stack_up, tmp_path_factory):
                    "--customer-prefix", prefix, "--ground-truth", str(out["truth"])], timeout=600)
         timings["batch_ml"] = time.monotonic() - t0
         out["ml_stdout"] = ml.stdout
+
+        t0 = time.monotonic()
+        churn = _run([str(SPARK_PY), "-m", "spark_ml", "churn-score", "--train-if-no-champion", "--scope", scope,
+                      "--churn-source", f"{schema}.churn_features", "--customer-prefix", prefix], timeout=600)
+        timings["churn train + score"] = time.monotonic() - t0
+        out["churn"] = {line.split(": ", 1)[0]: json.loads(line.split(": ", 1)[1])
+                        for line in churn.stdout.splitlines() if line.startswith(("churn_score: ", "churn-train: "))}
         yield out
     finally:
         subprocess.run([str(SPARK_PY), "-m", "spark_ml", "drop-scope", "--scope", scope], cwd=REPO,
@@ -172,3 +179,51 @@ def test_at_risk_and_hibernating_segments_churn_at_least_twice_the_overall_rate(
     assert churny, f"no at-risk/hibernating segment among {table}"
     assert all(rate >= 2 * overall for rate in churny.values()), (overall, table)
     assert 3 <= metrics["k"] <= 8
+
+
+def _truth(batch) -> dict[str, dt.date | None]:
+    with open(batch["truth"]) as fh:
+        return {r["customer_id"]: dt.date.fromisoformat(r["churn_date"]) if r["churned"] == "true" else None
+                for r in csv.DictReader(fh)}
+
+
+def test_churn_labels_agree_with_the_hidden_ground_truth(batch):
+    """A training row is labelled churned when the customer shows no activity in the 30 days from its cutoff.
+    The simulator's hidden churn dates (never a feature) check it: a customer who had truly left before the
+    cutoff must be labelled churned, and one labelled churned must have left by the end of the window (the
+    rest are customers so rarely active that a month passes without a visit)."""
+    ch, schema, prefix = batch["ch"], batch["schema"], batch["prefix"]
+    rows = ch.query(f"SELECT customer_id, cutoff_date, churned FROM {schema}.churn_features WHERE is_training = 1 "
+                    "AND startsWith(customer_id, {p:String})", parameters={"p": prefix}).result_rows
+    truth = _truth(batch)
+    left_before = [truth[c] is not None and truth[c] <= cutoff for c, cutoff, _ in rows]
+    left_by_end = [truth[c] is not None and truth[c] < cutoff + dt.timedelta(days=30) for c, cutoff, _ in rows]
+    labelled = [churned == 1 for _, _, churned in rows]
+    recall = sum(y for y, gone in zip(labelled, left_before) if gone) / sum(left_before)
+    precision = sum(gone for y, gone in zip(labelled, left_by_end) if y) / sum(labelled)
+    print(f"\n  {len(rows)} training rows, {sum(labelled)} labelled churned: {precision:.1%} of them had left by the "
+          f"end of their window; {recall:.1%} of the {sum(left_before)} who had left before their cutoff are labelled")
+    assert len({cutoff for _, cutoff, _ in rows}) >= 3
+    assert recall == 1.0 and precision >= 0.9, (recall, precision)
+
+
+def test_every_surviving_customer_is_scored_by_the_champion_that_passed_its_gate(batch):
+    trained, scored = batch["churn"]["churn-train"], batch["churn"]["churn_score"]
+    print(f"\n  churn model: backtest AUC {trained['roc_auc']:.3f} (best baseline {trained['best_baseline']} "
+          f"{trained['best_baseline_roc_auc']:.3f}), ECE {trained['ece']:.3f}, {trained['training_rows']} rows; "
+          f"{trained['gate']}; bands {scored['risk_bands']}")
+    assert trained["promoted"] and trained["gate"].startswith("promoted:") and trained["ece"] <= 0.05
+    assert trained["roc_auc"] >= 0.75 and trained["backtests"] == 3
+    assert scored["version"] == trained["version"]
+    ch, db = batch["ch"], f"ml_{batch['scope']}"
+    rows = ch.query(f"SELECT customer_id, p_churn, risk_band, expected_value, revenue_at_risk, reason_1, "
+                    f"next_best_action, model_version FROM {db}.churn_scores_latest").result_rows
+    ids = [r[0] for r in rows]
+    assert len(ids) == len(set(ids)) == scored["customers"] and set(ids) == set(batch["cl"].final)
+    for cid, p, band, value, at_risk, reason, action, version in rows:
+        assert 0 <= p <= 1 and version == trained["version"], cid
+        assert band == ("low" if p < 0.1 else "medium" if p < 0.3 else "high" if p < 0.6 else "very high"), (cid, p)
+        assert at_risk == pytest.approx(p * value, rel=1e-9, abs=1e-9), cid
+        assert reason is not None or p < 0.3, (cid, p)  # a customer at risk is told why
+    assert {r[2] for r in rows} >= {"low", "very high"}
+    assert sum(r[4] for r in rows) == pytest.approx(scored["revenue_at_risk"], rel=1e-9)

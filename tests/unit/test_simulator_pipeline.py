@@ -90,3 +90,14 @@ def test_summary_table_shows_sizes_churn_and_ratio(tmp_path):
     assert "k=2, silhouette 0.450, overall churn 23.6%" in text
     assert re.search(r"2  hibernating\s+186\s+48.2%\s+57.9%\s+2.45", text)
     assert "no segmentation run" in summary.render({"events": None, "segmentation": None, "segments": []})
+    assert text.endswith("no churn scores in ClickHouse ml.churn_scores_latest yet (the pipeline's score_churn task)")
+    churn = "\n".join(summary._churn_lines({
+        "run_id": "c1", "customers": 386, "model": "churn_model", "version": "2", "mean_p_churn": 0.214,
+        "revenue_at_risk": 12345.6, "bands": [{"band": "low", "customers": 200, "revenue_at_risk": 100.0},
+                                              {"band": "very high", "customers": 20, "revenue_at_risk": 9000.4}],
+        "top": [{"customer_id": "C0000007", "p_churn": 0.91, "revenue_at_risk": 812.3, "action": "retention call",
+                 "reasons": "no visit in 21 days; downgraded in the last 30 days"}]}))
+    assert "386 customers scored by churn_model v2 (@champion), mean p(churn) 21.4% over 30 days, " \
+           "expected revenue at risk 12,346" in churn
+    assert re.search(r"very high\s+20\s+9,000", churn)
+    assert "C0000007  p 91%  812 at risk  → retention call  (no visit in 21 days; downgraded in the last 30 days)" in churn

@@ -38,6 +38,9 @@ CUSTOMER_FEATURES = Asset(name="iceberg_customer_features", uri="iceberg://lakeh
 # the loaded segmentation run in ClickHouse (spark_ml load): what the dashboards read
 CUSTOMER_SEGMENTS = Asset(name="clickhouse_customer_segments", uri="clickhouse://ml/customer_segments",
                           group="warehouse")
+# the churn scores of every live customer in ClickHouse (spark_ml churn-score): the Churn risk figures
+CHURN_SCORES = Asset(name="clickhouse_churn_scores", uri="clickhouse://ml/churn_scores", group="warehouse")
+CHURN_TRAINING_DAG_ID = "churn_model_training"
 
 log = logging.getLogger(__name__)
 

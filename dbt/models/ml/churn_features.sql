@@ -8,7 +8,9 @@
       gone, "will they churn" is no longer a question, and would only teach the model recency.
       churned = 1 when the customer has no web session and no order in the label window.
     - Scoring rows (is_training = 0): cutoff = snapshot_date, every live customer, no label.
-    Customers deleted at the source (asked to be forgotten) have no rows at all. The table is rebuilt
+    Customers deleted at the source (asked to be forgotten) have no rows at all. An order's status is
+    the latest known (the sources keep no history of order statuses), so a cancellation or refund after
+    a cutoff shows in that cutoff's completed-order features. The table is rebuilt
     from the run's frozen mirror on every run, so rows, labels and features all share its cutoff. -#}
 {{ config(order_by=['cutoff_date', 'customer_id']) }}
 {%- set snapshot = snapshot_date() %}
@@ -19,10 +21,22 @@ with live as (
     select customer_id, signup_date from {{ ref('stg_customers') }}
 ),
 
+-- sessions on the day they start; logins on the day they happen (a session's has_login would count a
+-- login after midnight on the session's first day, a day before it happened)
 web_days as (
-    select customer_id, session_date as day, count() as sessions, countIf(has_login) as logins
-    from {{ ref('int_sessions') }}
-    where session_date < {{ snapshot }} and customer_id in (select customer_id from live)
+    select customer_id, day, sum(sessions) as sessions, sum(logins) as logins
+    from (
+        select customer_id, session_date as day, count() as sessions, toUInt64(0) as logins
+        from {{ ref('int_sessions') }}
+        where session_date < {{ snapshot }} and customer_id in (select customer_id from live)
+        group by customer_id, day
+        union all
+        select customer_id, toDate(event_time) as day, toUInt64(0) as sessions, count() as logins
+        from {{ ref('stg_web_events') }}
+        where event_type = 'login' and toDate(event_time) < {{ snapshot }}
+          and customer_id in (select customer_id from live)
+        group by customer_id, day
+    )
     group by customer_id, day
 ),
 
