@@ -45,6 +45,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 SPARK_PY = REPO / ".tools" / "venvs" / "spark" / "bin" / "python"
 CHURNY = ("at risk", "hibernating")
+ACTIONS = ("win-back offer", "restore previous tier", "retention call", "retention offer", "engagement e-mail",
+           "no action")  # spark_ml/churn/score.py (another venv), docs/churn_model.md
 
 
 def _history_end(now: dt.datetime) -> dt.datetime:
@@ -225,5 +227,6 @@ def test_every_surviving_customer_is_scored_by_the_champion_that_passed_its_gate
         assert band == ("low" if p < 0.1 else "medium" if p < 0.3 else "high" if p < 0.6 else "very high"), (cid, p)
         assert at_risk == pytest.approx(p * value, rel=1e-9, abs=1e-9), cid
         assert reason is not None or p < 0.3, (cid, p)  # a customer at risk is told why
+        assert action in ACTIONS and (action == "no action") == (band == "low" and action != "win-back offer"), cid
     assert {r[2] for r in rows} >= {"low", "very high"}
     assert sum(r[4] for r in rows) == pytest.approx(scored["revenue_at_risk"], rel=1e-9)
