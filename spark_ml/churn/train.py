@@ -103,17 +103,19 @@ def train(settings: Settings, client, source: str = training_set.DEFAULT_SOURCE,
                   "fit_cutoffs": training_set.cutoff_range(rows, fit),
                   "calibration_cutoffs": training_set.cutoff_range(rows, cal),
                   "best_baseline": baseline, **{f"gbt_{k}": v for k, v in model.GBT_PARAMS.items()}}
+        # the model before the metrics: log_model links every metric already on the run to the model, one
+        # request per metric
+        metadata = {"training_rows": len(y), "churn_rate": float(y.mean()), **figures}
+        info = mlflow.pyfunc.log_model(name="model", python_model=ChurnModel(shipped, horizon_days, metadata),
+                                       registered_model_name=model_name,
+                                       pip_requirements=["scikit-learn==1.7.2", "pandas==2.3.3", "numpy==2.3.5"])
+        version = str(info.registered_model_version)
         now = int(time.time() * 1000)
         logged = [Metric(k, v, now, 0) for k, v in figures.items()]
         logged += [Metric(f"fold_{m}", float(getattr(score, m)), now, int(score.fold))
                    for score in per_fold.itertuples() for m in ("roc_auc", "ece")]
         mlclient.log_batch(run.info.run_id, metrics=logged, params=[Param(k, str(v)) for k, v in params.items()])
         mlflow.log_figure(_plots(result.predictions), "backtest_calibration_and_gain.png")
-        metadata = {"training_rows": len(y), "churn_rate": float(y.mean()), **figures}
-        info = mlflow.pyfunc.log_model(name="model", python_model=ChurnModel(shipped, horizon_days, metadata),
-                                       registered_model_name=model_name,
-                                       pip_requirements=["scikit-learn==1.7.2", "pandas==2.3.3", "numpy==2.3.5"])
-        version = str(info.registered_model_version)
         current = registry.champion(mlclient, model_name)
         decision = registry.gate(auc, ece, None if current is None else current[1])
         mlflow.set_tags({"gate.decision": "promoted" if decision.promote else "rejected",
