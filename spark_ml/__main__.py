@@ -65,6 +65,13 @@ def _load(args) -> dict:
     return load.load(run_id=args.run_id, keep_runs=args.keep_runs)
 
 
+class Skip(Exception):
+    """Nothing to do yet (one line); exit code SKIPPED, which Airflow's bash tasks report as skipped."""
+
+
+SKIPPED = 99  # BashOperator's skip_on_exit_code
+
+
 def _churn_train(args) -> dict:
     from spark_ml import lake
     from spark_ml.churn import registry, train
@@ -78,9 +85,16 @@ def _churn_score(args) -> dict:
     from spark_ml.churn import registry, score
 
     if args.train_if_no_champion and registry.champion(registry.connect(lake.settings()), registry.MODEL_NAME) is None:
+        from spark_ml.churn.training_set import TrainingSetError
+
         print(f"churn-score: {registry.MODEL_NAME} has no @{registry.ALIAS}; training one first", flush=True)
-        trained = _churn_train(args)
+        try:
+            trained = _churn_train(args)
+        except TrainingSetError as exc:
+            raise Skip(f"no churn model can be trained yet: {exc}") from None
         print(f"churn-train: {json.dumps(trained, default=str)}", flush=True)
+        if not trained["promoted"]:
+            raise Skip(f"the first churn model did not pass the gate ({trained['gate']}); no scores this run")
     return score.score(lake.settings(), lake.clickhouse(), source=args.churn_source, model_name=registry.MODEL_NAME,
                        customer_prefix=args.customer_prefix)
 
@@ -136,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         for step in steps[args.command]:
             result = step(args)
             print(f"{step.__name__[1:]}: {json.dumps(result, default=str)}", flush=True)
+    except Skip as exc:
+        print(f"skipped: {exc}", file=sys.stderr)
+        return SKIPPED
     except (StackError, RuntimeError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ from flink_jobs import deploy
 from platform_common import config
 from platform_common.config import REPO
 from simulators import pipeline
+from simulators.cli import DEMO_CUSTOMERS, DEMO_DAYS, DEMO_SEED
 from stack import lifecycle, services
 from tests.support import population
 
@@ -60,7 +61,9 @@ def simulated_population(stack_up, tmp_path_factory):
     deploy.ensure_job(settings)
     tmp = tmp_path_factory.mktemp("population")
     prefix = f"pop{uuid.uuid4().hex[:8]}_"
-    customers, events = population.send(settings, tmp, prefix, customers=150, days=30, seed=77)
+    # the demo's preset: 60 days of history let the pipeline's score_churn train its first churn model (it
+    # needs more than churn_horizon_days + churn_min_history_days of data) on a population it passes the gate with
+    customers, events = population.send(settings, tmp, prefix, customers=DEMO_CUSTOMERS, days=DEMO_DAYS, seed=DEMO_SEED)
     # every mirrored table gets rows (the freshness check reads each one's newest row)
     assert customers.final and events.web.valid > 0 and events.purchases.valid > 0
     pipeline.wait(settings, population.ledgers(tmp), timeout=480, progress=None)

@@ -19,6 +19,7 @@ from platform_common.config import Settings
 from spark_ml.churn import backtest, metrics, model, registry, training_set
 
 BASELINES = ("logistic", "recency")
+CALIBRATION_TABLE = "ml.churn_model_calibration"  # ClickHouse; the Churn risk dashboard's calibration chart
 SHIPPED = ("gbt", model.CALIBRATION)
 
 
@@ -52,6 +53,16 @@ def _plots(predictions):
     right.legend()
     fig.tight_layout()
     return fig
+
+
+def calibration_rows(predictions, model_name: str, version: str, run_id: str) -> list[list]:
+    """Per bin of predicted p (metrics.ECE_BINS equal-width bins, right-closed as ECE's): the shipped model's
+    mean prediction, observed churn rate and rows, over its pooled backtest predictions."""
+    shipped = predictions[(predictions.model == SHIPPED[0]) & (predictions.calibration == SHIPPED[1])]
+    ids = np.searchsorted(np.linspace(0, 1, metrics.ECE_BINS + 1)[1:-1], shipped.p.to_numpy())
+    grouped = shipped.assign(bin=ids).groupby("bin").agg(mean_p=("p", "mean"), observed=("y", "mean"), rows=("y", "size"))
+    return [[model_name, version, run_id, int(b), float(r.mean_p), float(r.observed), int(r.rows)]
+            for b, r in grouped.iterrows()]
 
 
 def train(settings: Settings, client, source: str = training_set.DEFAULT_SOURCE, model_name: str = registry.MODEL_NAME,
@@ -121,6 +132,9 @@ def train(settings: Settings, client, source: str = training_set.DEFAULT_SOURCE,
         mlflow.set_tags({"gate.decision": "promoted" if decision.promote else "rejected",
                          "gate.reason": decision.reason, "model.version": version})
         mlclient.set_model_version_tag(model_name, version, "gate", decision.reason)
+        client.insert(CALIBRATION_TABLE, calibration_rows(result.predictions, model_name, version, run.info.run_id),
+                      column_names=["model_name", "model_version", "mlflow_run_id", "bin", "mean_p", "observed_rate",
+                                    "rows"])
         if decision.promote:
             mlclient.set_registered_model_alias(model_name, registry.ALIAS, version)
     return {"run_id": run.info.run_id, "model": model_name, "version": version, "promoted": decision.promote,

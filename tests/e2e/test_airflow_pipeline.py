@@ -172,7 +172,7 @@ def test_the_last_run_produced_everything(live_runs, simulated_population):
     dag_tasks = client.request("GET", f"/dags/{DAG}/tasks")["tasks"]
     assert {ti["task_id"] for ti in tis} == {t["task_id"] for t in dag_tasks}
     assert {ti["task_id"]: ti["state"] for ti in tis if ti["state"] != "success"} == {}
-    assert sum(1 for ti in tis if ti["task_id"].endswith(".run")) == 13  # one per dbt model
+    assert sum(1 for ti in tis if ti["task_id"].endswith(".run")) == 14  # one per dbt model
 
     newest = ch.query("SELECT run_id, customers, loaded_at FROM ml.segmentation_runs "
                       "ORDER BY loaded_at DESC LIMIT 1").result_rows[0]
@@ -186,12 +186,23 @@ def test_the_last_run_produced_everything(live_runs, simulated_population):
     assert len(segmented) == len(set(segmented)) == len(population.final) > 0
     assert set(segmented) == set(population.final)
 
+    # score_churn: every live customer of the run's churn_features scored by the @champion, once (the first
+    # run trained it: the population's 60 days of history are enough, see tests/conftest.py)
+    scoring = ch.query("SELECT run_id, customers, model_version, loaded_at FROM ml.churn_scoring_runs FINAL "
+                       "ORDER BY run_id DESC LIMIT 1").result_rows[0]
+    assert scoring[3].timestamp() >= started[-1] and scoring[2] != ""
+    scored = [r[0] for r in ch.query("SELECT customer_id FROM ml.churn_scores_latest").result_rows]
+    live = ch.query("SELECT count() FROM analytics.churn_features WHERE is_training = 0").result_rows[0][0]
+    assert len(scored) == len(set(scored)) == scoring[1] == live > 0
+    assert set(population.final) <= set(scored)
+
     # the run emitted its assets: the two the DAGs schedule on, and one per dbt model (lineage)
     events = client.request("GET", "/assets/events", params={"source_dag_id": DAG, "source_run_id": run_id,
                                                              "limit": 100})
     uris = {e["uri"] for e in events["asset_events"]}
     assert {"iceberg://lakehouse/marts/customer_features", "clickhouse://ml/customer_segments"} <= uris
-    assert len({u for u in uris if u.startswith("clickhouse://analytics/")}) == 13
+    assert len({u for u in uris if u.startswith("clickhouse://analytics/")}) == 14
+    assert "clickhouse://ml/churn_scores" in uris
     # customer_segmentation ran on the features asset and skipped: the pipeline segmented them itself
     downstream = [r for r in client.request("GET", "/dags/customer_segmentation/dagRuns",
                                             params={"run_after_gte": run["start_date"]})["dag_runs"]

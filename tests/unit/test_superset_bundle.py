@@ -64,7 +64,7 @@ def test_bundle_is_consistent():
     assert sorted(on_dashboards) == sorted(charts)  # each chart on exactly one dashboard
     assert {d["dashboard_title"]: d["metadata"]["refresh_frequency"] for d in _load("dashboards")} == {
         "Real-time website tracking": 60, "Orders tracking": 60, "Market by country": 0,
-        "Customer acquisition by month": 0, "Funnel": 0, "Customer segments": 0}
+        "Customer acquisition by month": 0, "Funnel": 0, "Customer segments": 0, "Churn risk": 0}
 
 
 def test_compose_runs_superset_after_its_init_jobs():

@@ -38,7 +38,28 @@ CREATE TABLE IF NOT EXISTS ml.churn_scoring_runs (
 CREATE VIEW IF NOT EXISTS ml.churn_scores_latest AS
   SELECT * FROM ml.churn_scores WHERE run_id = (SELECT max(run_id) FROM ml.churn_scoring_runs);
 
+-- Each trained model version's reliability on its rolling backtests (spark_ml/churn/train.py): per bin of
+-- predicted probability (10 equal-width bins), the mean prediction against the observed churn rate.
+CREATE TABLE IF NOT EXISTS ml.churn_model_calibration (
+  model_name LowCardinality(String),
+  model_version String,
+  mlflow_run_id String,
+  bin UInt8,
+  mean_p Float64,
+  observed_rate Float64,
+  rows UInt64,
+  created_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree(created_at) ORDER BY (model_name, model_version, bin);
+
+-- the calibration of the model version that made the latest scores
+CREATE VIEW IF NOT EXISTS ml.churn_calibration_latest AS
+  SELECT * FROM ml.churn_model_calibration FINAL
+  WHERE (model_name, model_version) IN (SELECT model_name, model_version FROM ml.churn_scoring_runs
+                                        ORDER BY run_id DESC LIMIT 1);
+
 -- +goose Down
+DROP VIEW IF EXISTS ml.churn_calibration_latest;
+DROP TABLE IF EXISTS ml.churn_model_calibration;
 DROP VIEW IF EXISTS ml.churn_scores_latest;
 DROP TABLE IF EXISTS ml.churn_scoring_runs;
 DROP TABLE IF EXISTS ml.churn_scores;
