@@ -96,8 +96,8 @@ def test_refresh_command_refreshes_every_chart(superset_up):
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[-1] == "refreshed 26 charts on 6 dashboards"
-    assert len([line for line in lines if line.startswith("refreshed ") and " rows in " in line]) == 26
+    assert lines[-1] == f"refreshed {BUNDLE_COUNTS['charts']} charts on {BUNDLE_COUNTS['dashboards']} dashboards"
+    assert len([line for line in lines if line.startswith("refreshed ") and " rows in " in line]) == BUNDLE_COUNTS["charts"]
     assert any(line.startswith("refreshed Customer segments / Segment sizes: ") for line in lines)
 
 
