@@ -52,17 +52,19 @@ def read_clickhouse(source: str = DEFAULT_SOURCE, client=None, customer_prefix: 
     return features.conform(table, source)
 
 
-def ensure_table(catalog, schema: pa.Schema = None):
-    """Create lakehouse.marts.customer_features (partitioned by snapshot_date) or evolve its schema."""
+def ensure_table(catalog, schema: pa.Schema = None, name: str | None = None):
+    """Create the Iceberg table `name` (default lakehouse.marts.customer_features; partitioned by
+    snapshot_date) or evolve its schema. The churn scores (spark_ml.churn.score) use it too."""
     from pyiceberg.exceptions import NoSuchTableError
 
     schema = schema or features.arrow_schema()
-    namespace = lake.FEATURES_TABLE.split(".")[0]
+    name = name or lake.FEATURES_TABLE
+    namespace = name.split(".")[0]
     catalog.create_namespace_if_not_exists(namespace)
     try:
-        table = catalog.load_table(lake.FEATURES_TABLE)
+        table = catalog.load_table(name)
     except NoSuchTableError:
-        table = catalog.create_table(lake.FEATURES_TABLE, schema=schema,
+        table = catalog.create_table(name, schema=schema,
                                      properties={"write.parquet.compression-codec": "zstd"})
         with table.update_spec() as spec:
             spec.add_identity("snapshot_date")

@@ -76,17 +76,9 @@ def _table(rows: pd.DataFrame, p: np.ndarray, top: pd.DataFrame, run_id: str, ve
 
 
 def _commit_iceberg(data: pa.Table, run_id: str, catalog) -> int:
-    from pyiceberg.exceptions import NoSuchTableError
+    from spark_ml import export
 
-    namespace = lake.CHURN_SCORES_TABLE.split(".")[0]
-    catalog.create_namespace_if_not_exists(namespace)
-    try:
-        table = catalog.load_table(lake.CHURN_SCORES_TABLE)
-    except NoSuchTableError:
-        table = catalog.create_table(lake.CHURN_SCORES_TABLE, schema=data.schema,
-                                     properties={"write.parquet.compression-codec": "zstd"})
-        with table.update_spec() as spec:
-            spec.add_identity("snapshot_date")
+    table = export.ensure_table(catalog, data.schema, lake.CHURN_SCORES_TABLE)
     table.append(data, snapshot_properties={"run-id": run_id, "rows": str(data.num_rows)})
     return table.current_snapshot().snapshot_id
 
