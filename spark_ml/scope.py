@@ -36,7 +36,7 @@ def point(scope: str) -> dict[str, str]:
     load.SEGMENTS, load.PROFILES, load.RUNS = f"{db}.customer_segments", f"{db}.segment_profiles", f"{db}.segmentation_runs"
     lake.CHURN_SCORES_TABLE = f"{n['ml']}.churn_scores"
     from spark_ml.churn import registry, score, train
-    score.SCORES, score.RUNS = f"{db}.churn_scores", f"{db}.churn_scoring_runs"
+    score.SCORES, score.RUNS, score.DRIFT = f"{db}.churn_scores", f"{db}.churn_scoring_runs", f"{db}.churn_drift"
     train.CALIBRATION_TABLE = f"{db}.churn_model_calibration"
     registry.MODEL_NAME = registry.EXPERIMENT = f"churn_model_{scope}"
     return n

@@ -11,8 +11,9 @@ each `run` task emits the model's table as an asset, so lineage shows in the UI)
 clickhouse_customer_segments) -> refresh_dashboards (Superset chart caches);
 and after dbt_build, beside the segmentation: score_churn (every live customer scored by the registry's
 @champion churn model -> Iceberg ml.churn_scores and ClickHouse ml.churn_scores_latest; emits
-clickhouse_churn_scores). With no champion yet it trains and gates one first, so a new platform has
-scores after its first run; churn_model_training retrains weekly.
+clickhouse_churn_scores) -> churn_drift_alerts (an ops.alerts row per feature whose PSI against the
+champion's training data is over 0.2). With no champion yet score_churn trains and gates one first, so
+a new platform has scores after its first run; churn_model_training retrains weekly.
 
 Every edge is all_success: a failure stops everything after it (and records an alert in ops.alerts).
 Retries back off exponentially. catchup is off and one run at a time.
@@ -30,6 +31,7 @@ from churn_platform.common import (
     PIPELINE_DAG_ID,
     REPO,
     SPARK_POOL,
+    record_drift_alerts,
     segmentation_tasks,
     spark_ml,
     warehouse_table,
@@ -104,7 +106,14 @@ def customer_analytics_pipeline():
 
     # the freshness check and the cutoff are independent: side by side; dbt_build needs both to succeed
     chain([check_cdc_freshness(), cutoff], dbt_build, export_features(), segmentation_tasks())
-    dbt_build >> score_churn()
+    @task
+    def churn_drift_alerts(score_output: str | None, dag_run=None) -> int:
+        # PSI > 0.2 on a feature or on the score: an ops.alerts row each (the dashboard shows the drift itself)
+        return record_drift_alerts(score_output, dag_run.dag_id, dag_run.run_id)
+
+    scored = score_churn()
+    dbt_build >> scored
+    churn_drift_alerts(scored.output)
 
 
 customer_analytics_pipeline()

@@ -21,10 +21,11 @@ import pandas as pd
 import pyarrow as pa
 
 from spark_ml import lake
-from spark_ml.churn import explain, model, reasons, registry, revenue, training_set
+from spark_ml.churn import drift, explain, model, reasons, registry, revenue, training_set
 
 SCORES = "ml.churn_scores"
 RUNS = "ml.churn_scoring_runs"
+DRIFT = "ml.churn_drift"
 KEEP_RUNS = 10
 
 # Next best action: one rule per customer, first match wins (documented in docs/churn_model.md).
@@ -100,6 +101,26 @@ def _load_clickhouse(ch, data: pa.Table, run_id: str, summary: dict) -> list[str
     return old
 
 
+def _drift(client, churn_model, rows: pd.DataFrame, X: pd.DataFrame, p: np.ndarray, run_id: str, model_name: str,
+           version: str) -> list[dict]:
+    """PSI/KS of the comparable rows (customers active before the cutoff, as training rows are) against the
+    champion's training reference, into ClickHouse; returns the features over drift.PSI_ALERT."""
+    reference = getattr(churn_model, "reference", None)
+    if reference is None:  # a model packaged before drift references existed
+        return []
+    active = rows["active"].astype(int).to_numpy() == 1
+    if not active.any():
+        return []
+    found = drift.compare(reference, X[active], p[active])
+    found.insert(0, "run_id", run_id)
+    found.insert(1, "model_name", model_name)
+    found.insert(2, "model_version", version)
+    found["rows"] = int(active.sum())
+    found["alert"] = found.alert.astype("uint8")
+    client.insert_df(DRIFT, found)
+    return [{"feature": r.feature, "psi": round(r.psi, 4)} for r in found.itertuples() if r.alert]
+
+
 def score(settings, client, source: str = training_set.DEFAULT_SOURCE, model_name: str = registry.MODEL_NAME,
           customer_prefix: str | None = None, catalog=None) -> dict:
     import mlflow
@@ -130,6 +151,7 @@ def score(settings, client, source: str = training_set.DEFAULT_SOURCE, model_nam
                "revenue_at_risk": float(np.sum(data.column("revenue_at_risk"))), "risk_bands": bands,
                "iceberg_snapshot": snapshot_id}
     dropped = _load_clickhouse(client, data, run_id, summary)
+    summary["drift_alerts"] = _drift(client, churn_model, rows, X, p, run_id, model_name, str(version))
     summary["timings"] = {"read_s": round(t_read, 2), "score_s": round(t_score, 2),
                           "total_s": round(time.perf_counter() - t0, 2)}
     summary["dropped_runs"] = dropped

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from platform_common.config import Settings
-from spark_ml.churn import backtest, metrics, model, registry, training_set
+from spark_ml.churn import backtest, drift, metrics, model, registry, training_set
 
 BASELINES = ("logistic", "recency")
 CALIBRATION_TABLE = "ml.churn_model_calibration"  # ClickHouse; the Churn risk dashboard's calibration chart
@@ -85,6 +85,7 @@ def train(settings: Settings, client, source: str = training_set.DEFAULT_SOURCE,
     fit, cal = training_set.final_split(rows.cutoff_date)
     fitted = model.gbt(seed).fit(X.iloc[fit], y[fit])
     shipped = model.calibrate(fitted, X.iloc[cal], y[cal])
+    reference = drift.reference(X, shipped.predict_proba(X)[:, 1])  # every training row: what scoring is compared with
     t_fit = time.perf_counter() - t0 - t_read - t_backtest
 
     # The backtests' figures are those of their test predictions pooled (every test block once): per block,
@@ -117,7 +118,7 @@ def train(settings: Settings, client, source: str = training_set.DEFAULT_SOURCE,
         # the model before the metrics: log_model links every metric already on the run to the model, one
         # request per metric
         metadata = {"training_rows": len(y), "churn_rate": float(y.mean()), **figures}
-        info = mlflow.pyfunc.log_model(name="model", python_model=ChurnModel(shipped, horizon_days, metadata),
+        info = mlflow.pyfunc.log_model(name="model", python_model=ChurnModel(shipped, horizon_days, metadata, reference),
                                        registered_model_name=model_name,
                                        pip_requirements=["scikit-learn==1.7.2", "pandas==2.3.3", "numpy==2.3.5"])
         version = str(info.registered_model_version)

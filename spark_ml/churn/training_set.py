@@ -65,7 +65,7 @@ def read(client, source: str = DEFAULT_SOURCE, training: bool = True, customer_p
                                " (the data may span less than churn_horizon_days + churn_min_history_days)")
     if training and total > max_rows:  # the same customers at every cutoff, the same ones every time
         where += f" AND cityHash64(customer_id) % 1000000 < {int(1_000_000 * max_rows / total)}"
-    columns = ", ".join([*KEYS, *FEATURES] + (["churned"] if training else []))
+    columns = ", ".join([*KEYS, *FEATURES, "active"] + (["churned"] if training else []))
     return client.query_df(f"SELECT {columns} FROM {source} WHERE {where} ORDER BY cutoff_date, customer_id",
                            parameters=params)
 

@@ -326,3 +326,37 @@ def test_next_best_action_rules():
     assert list(score.next_best_action(band, lapsed, downgraded, value, high_value=100.0)) == [
         "no action", "engagement e-mail", "restore previous tier", "retention call", "retention offer",
         "retention offer", "win-back offer"]
+
+
+def test_drift_flags_a_shifted_feature_and_nothing_else():
+    from spark_ml.churn import drift
+
+    rng = np.random.default_rng(3)
+    n = 20_000
+
+    def frame(shift: float, free_share: float):
+        X = pd.DataFrame({"sessions_30d": rng.poisson(8, n).astype(float),
+                          "recency_days": np.where(rng.random(n) < 0.2, np.nan, rng.exponential(20, n)),
+                          "tenure_days": rng.uniform(0, 700, n) + shift,
+                          "subscription_tier": pd.Categorical(np.where(rng.random(n) < free_share, "free", "basic"))})
+        return X, rng.beta(1, 6, n)
+
+    X_ref, p_ref = frame(0, 0.4)
+    ref = drift.reference(X_ref, p_ref)
+    X_same, p_same = frame(0, 0.4)
+    same = drift.compare(ref, X_same, p_same).set_index("feature")
+    assert list(same.index) == ["sessions_30d", "recency_days", "tenure_days", "subscription_tier", "p_churn"]
+    assert (same.psi < 0.01).all() and not same.alert.any(), same
+    assert pd.isna(same.loc["subscription_tier", "ks"]) and same.loc["tenure_days", "ks"] < 0.03
+
+    X_shift, p_shift = frame(300, 0.4)  # tenure moved by 300 days: the one feature that must be flagged
+    shifted = drift.compare(ref, X_shift, p_shift).set_index("feature")
+    assert shifted.loc["tenure_days", "psi"] > 1 and shifted.loc["tenure_days", "ks"] > 0.4
+    assert list(shifted.index[shifted.alert]) == ["tenure_days"]
+
+    X_cat, _ = frame(0, 0.9)  # most customers now on the free tier, and a tier never seen in training
+    X_cat["subscription_tier"] = pd.Categorical(np.where(rng.random(n) < 0.05, "premium", X_cat.subscription_tier))
+    by_tier = drift.compare(ref, X_cat, rng.beta(4, 2, n)).set_index("feature")
+    assert list(by_tier.index[by_tier.alert]) == ["subscription_tier", "p_churn"]
+    # the hand computation of PSI: Σ (cur − ref) ln(cur / ref)
+    assert drift.psi([0.5, 0.5], [0.9, 0.1]) == pytest.approx(0.4 * np.log(1.8) - 0.4 * np.log(0.2))

@@ -111,9 +111,16 @@ def batch(stack_up, tmp_path_factory):
         t0 = time.monotonic()
         churn = _run([str(SPARK_PY), "-m", "spark_ml", "churn-score", "--train-if-no-champion", "--scope", scope,
                       "--churn-source", f"{schema}.churn_features", "--customer-prefix", prefix], timeout=600)
-        timings["churn train + score"] = time.monotonic() - t0
         out["churn"] = {line.split(": ", 1)[0]: json.loads(line.split(": ", 1)[1])
                         for line in churn.stdout.splitlines() if line.startswith(("churn_score: ", "churn-train: "))}
+
+        # drift: the same customers scored again with their tenure moved by 400 days
+        ch.command(f"ALTER TABLE {schema}.churn_features UPDATE tenure_days = tenure_days + 400 WHERE is_training = 0",
+                   settings={"mutations_sync": 2})
+        shifted = _run([str(SPARK_PY), "-m", "spark_ml", "churn-score", "--scope", scope, "--churn-source",
+                        f"{schema}.churn_features", "--customer-prefix", prefix], timeout=600)
+        out["shifted"] = json.loads(shifted.stdout.strip().splitlines()[-1].split(": ", 1)[1])
+        timings["churn train + score + shifted score"] = time.monotonic() - t0
         yield out
     finally:
         subprocess.run([str(SPARK_PY), "-m", "spark_ml", "drop-scope", "--scope", scope], cwd=REPO,
@@ -230,3 +237,24 @@ def test_every_surviving_customer_is_scored_by_the_champion_that_passed_its_gate
         assert action in ACTIONS and (action == "no action") == (band == "low" and action != "win-back offer"), cid
     assert {r[2] for r in rows} >= {"low", "very high"}
     assert sum(r[4] for r in rows) == pytest.approx(scored["revenue_at_risk"], rel=1e-9)
+
+
+def test_drift_is_measured_every_run_and_a_shifted_feature_raises_an_alert(batch):
+    ch, db = batch["ch"], f"ml_{batch['scope']}"
+    first, shifted = batch["churn"]["churn_score"], batch["shifted"]
+    drift = {run: {f: (psi, alert) for run_id, f, psi, alert in ch.query(
+                 f"SELECT run_id, feature, psi, alert FROM {db}.churn_drift WHERE run_id = {{r:String}}",
+                 parameters={"r": run}).result_rows}
+             for run in (first["run_id"], shifted["run_id"])}
+    print("\n  PSI first run: " + ", ".join(f"{f} {psi:.3f}" for f, (psi, _) in sorted(drift[first["run_id"]].items())))
+    expected = {"tenure_days", "sessions_7d", "subscription_tier", "p_churn"}  # a few of the 21 features, and the score
+    assert expected <= set(drift[first["run_id"]]) and len(drift[first["run_id"]]) == 22
+    assert all(psi >= 0 for psi, _ in drift[first["run_id"]].values())
+    assert drift[first["run_id"]]["tenure_days"][1] == 0
+    assert drift[shifted["run_id"]]["tenure_days"][0] > 1 and drift[shifted["run_id"]]["tenure_days"][1] == 1
+    assert {"feature": "tenure_days", "psi": round(drift[shifted["run_id"]]["tenure_days"][0], 4)} \
+        in shifted["drift_alerts"]
+    # only tenure moved: every other feature's PSI is the first run's
+    for feature, (psi, _) in drift[shifted["run_id"]].items():
+        if feature not in ("tenure_days", "p_churn"):
+            assert psi == pytest.approx(drift[first["run_id"]][feature][0], abs=1e-12), feature

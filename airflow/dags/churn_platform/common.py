@@ -6,6 +6,7 @@ main .venv. Those commands load .env themselves, so Airflow only holds its own c
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from datetime import UTC, datetime, timedelta
@@ -77,6 +78,25 @@ def record_alert(context) -> None:
                                      html_content=f"<p>{error}</p><p>{log_url or ''}</p>")
         except Exception:  # noqa: BLE001
             log.exception("could not send the alert e-mail")
+
+
+def record_drift_alerts(score_output: str | None, dag_id: str, run_id: str) -> int:
+    """One ops.alerts row per feature the scoring run found drifted (PSI > 0.2 against the champion's training
+    data), from score_churn's last line `churn_score: {json}`; returns how many. No line (a skipped
+    scoring) records nothing."""
+    if not score_output or not score_output.startswith("churn_score: "):
+        return 0
+    summary = json.loads(score_output.split(": ", 1)[1])
+    alerts = summary.get("drift_alerts") or []
+    if alerts:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+        hook = PostgresHook(postgres_conn_id=PLATFORM_POSTGRES)
+        for alert in alerts:
+            error = (f"churn drift: {alert['feature']} PSI {alert['psi']:.3f} > 0.2 against the training data of "
+                     f"{summary['model']} v{summary['version']} (scoring run {summary['run_id']})")
+            hook.run("INSERT INTO ops.alerts (dag_id, run_id, task_id, error) VALUES (%s, %s, %s, %s)",
+                     parameters=(dag_id, run_id, "score_churn", error))
+    return len(alerts)
 
 
 DEFAULT_ARGS = {
