@@ -84,7 +84,9 @@ def _platform(column: str, value, missing: bool) -> str:
     """The platform's churn_features columns (spark_ml.churn.training_set)."""
     if column.startswith("sessions_") and column.endswith("d") and not missing:
         days = column[9:-1]
-        return f"no visit in the last {days} days" if value == 0 else f"{int(value)} visits in the last {days} days"
+        if value == 0:
+            return f"no visit in the last {days} days"
+        return f"{int(value)} visit{'' if int(value) == 1 else 's'} in the last {days} days"
     if column == "days_since_last_session":
         return "no visit yet" if missing else f"no visit in {int(value)} days"
     if column in ("tier_downgraded_30d", "tier_upgraded_30d") and not missing:

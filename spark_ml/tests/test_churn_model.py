@@ -221,6 +221,7 @@ def test_phrases():
     # the platform's point-in-time features (spark_ml.churn.training_set)
     assert reasons.phrase("sessions_30d", 0) == "no visit in the last 30 days"
     assert reasons.phrase("sessions_7d", 3.0) == "3 visits in the last 7 days"
+    assert reasons.phrase("sessions_7d", 1.0) == "1 visit in the last 7 days"
     assert reasons.phrase("days_since_last_session", 12.0) == "no visit in 12 days"
     assert reasons.phrase("tier_downgraded_30d", 1.0) == "downgraded in the last 30 days"
     assert reasons.phrase("subscription_tier", "free") == "on the free tier"
