@@ -113,7 +113,7 @@ def customer_analytics_pipeline():
 
     scored = score_churn()
     dbt_build >> scored
-    churn_drift_alerts(scored.output)
+    churn_drift_alerts(scored)  # its XCom: the last line of the scoring output
 
 
 customer_analytics_pipeline()
