@@ -15,7 +15,7 @@ from spark_ml import lake, load
 
 # the ml.* tables of the segments and of the churn scores
 MIGRATIONS = [REPO / "sql" / "clickhouse" / "migrations" / name
-              for name in ("00003_ml_segments.sql", "00006_churn_scores.sql")]
+              for name in ("00003_ml_segments.sql", "00006_churn_scores.sql", "00007_churn_drift.sql")]
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
 

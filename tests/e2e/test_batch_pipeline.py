@@ -225,8 +225,10 @@ def test_every_surviving_customer_is_scored_by_the_champion_that_passed_its_gate
     assert trained["roc_auc"] >= 0.75 and trained["backtests"] == 3
     assert scored["version"] == trained["version"]
     ch, db = batch["ch"], f"ml_{batch['scope']}"
+    # the first scoring run (the drift check scores again afterwards, so it is not the latest)
     rows = ch.query(f"SELECT customer_id, p_churn, risk_band, expected_value, revenue_at_risk, reason_1, "
-                    f"next_best_action, model_version FROM {db}.churn_scores_latest").result_rows
+                    f"next_best_action, model_version FROM {db}.churn_scores WHERE run_id = {{r:String}}",
+                    parameters={"r": scored["run_id"]}).result_rows
     ids = [r[0] for r in rows]
     assert len(ids) == len(set(ids)) == scored["customers"] and set(ids) == set(batch["cl"].final)
     for cid, p, band, value, at_risk, reason, action, version in rows:
