@@ -12,7 +12,7 @@ clickhouse_customer_segments) -> refresh_dashboards (Superset chart caches);
 and after dbt_build, beside the segmentation: score_churn (every live customer scored by the registry's
 @champion churn model -> Iceberg ml.churn_scores and ClickHouse ml.churn_scores_latest; emits
 clickhouse_churn_scores) -> churn_drift_alerts (an ops.alerts row per feature whose PSI against the
-champion's training data is over 0.2). With no champion yet score_churn trains and gates one first, so
+champion's training data is newly over 0.2). With no champion yet score_churn trains and gates one first, so
 a new platform has scores after its first run; churn_model_training retrains weekly.
 
 Every edge is all_success: a failure stops everything after it (and records an alert in ops.alerts).
@@ -108,7 +108,7 @@ def customer_analytics_pipeline():
     chain([check_cdc_freshness(), cutoff], dbt_build, export_features(), segmentation_tasks())
     @task
     def churn_drift_alerts(score_output: str | None, dag_run=None) -> int:
-        # PSI > 0.2 on a feature or on the score: an ops.alerts row each (the dashboard shows the drift itself)
+        # a feature (or the score) newly over PSI 0.2: an ops.alerts row each (the dashboard shows the drift itself)
         return record_drift_alerts(score_output, dag_run.dag_id, dag_run.run_id)
 
     scored = score_churn()

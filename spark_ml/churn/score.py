@@ -102,23 +102,31 @@ def _load_clickhouse(ch, data: pa.Table, run_id: str, summary: dict) -> list[str
 
 
 def _drift(client, churn_model, rows: pd.DataFrame, X: pd.DataFrame, p: np.ndarray, run_id: str, model_name: str,
-           version: str) -> list[dict]:
+           version: str) -> tuple[list[dict], int]:
     """PSI/KS of the comparable rows (customers active before the cutoff, as training rows are) against the
-    champion's training reference, into ClickHouse; returns the features over drift.PSI_ALERT."""
+    champion's training reference, into ClickHouse. Returns (the features newly over drift.PSI_ALERT: over it
+    now and not in this model version's previous scoring run, so a lasting drift is raised once, not every
+    six hours; the number over it now)."""
     reference = getattr(churn_model, "reference", None)
     if reference is None:  # a model packaged before drift references existed
-        return []
+        return [], 0
     active = rows["active"].astype(int).to_numpy() == 1
     if not active.any():
-        return []
+        return [], 0
     found = drift.compare(reference, X[active], p[active])
     found.insert(0, "run_id", run_id)
     found.insert(1, "model_name", model_name)
     found.insert(2, "model_version", version)
     found["rows"] = int(active.sum())
     found["alert"] = found.alert.astype("uint8")
+    same_model = "model_name = {m:String} AND model_version = {v:String}"
+    params = {"m": model_name, "v": version, "r": run_id}
+    before = {r[0] for r in client.query(
+        f"SELECT feature FROM {DRIFT} WHERE {same_model} AND alert = 1 AND run_id = "
+        f"(SELECT max(run_id) FROM {DRIFT} WHERE {same_model} AND run_id < {{r:String}})", parameters=params).result_rows}
     client.insert_df(DRIFT, found)
-    return [{"feature": r.feature, "psi": round(r.psi, 4)} for r in found.itertuples() if r.alert]
+    over = [r for r in found.itertuples() if r.alert]
+    return [{"feature": r.feature, "psi": round(r.psi, 4)} for r in over if r.feature not in before], len(over)
 
 
 def score(settings, client, source: str = training_set.DEFAULT_SOURCE, model_name: str = registry.MODEL_NAME,
@@ -151,7 +159,8 @@ def score(settings, client, source: str = training_set.DEFAULT_SOURCE, model_nam
                "revenue_at_risk": float(np.sum(data.column("revenue_at_risk"))), "risk_bands": bands,
                "iceberg_snapshot": snapshot_id}
     dropped = _load_clickhouse(client, data, run_id, summary)
-    summary["drift_alerts"] = _drift(client, churn_model, rows, X, p, run_id, model_name, str(version))
+    summary["drift_alerts"], summary["drift_over_threshold"] = _drift(client, churn_model, rows, X, p, run_id,
+                                                                      model_name, str(version))
     summary["timings"] = {"read_s": round(t_read, 2), "score_s": round(t_score, 2),
                           "total_s": round(time.perf_counter() - t0, 2)}
     summary["dropped_runs"] = dropped

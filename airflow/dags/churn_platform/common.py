@@ -81,9 +81,9 @@ def record_alert(context) -> None:
 
 
 def record_drift_alerts(score_output: str | None, dag_id: str, run_id: str) -> int:
-    """One ops.alerts row per feature the scoring run found drifted (PSI > 0.2 against the champion's training
-    data), from score_churn's last line `churn_score: {json}`; returns how many. No line (a skipped
-    scoring) records nothing."""
+    """One ops.alerts row per feature the scoring run found newly drifted (PSI > 0.2 against the champion's
+    training data, and not in that model's previous scoring run), from score_churn's last line
+    `churn_score: {json}`; returns how many. No line (a skipped scoring) records nothing."""
     if not score_output or not score_output.startswith("churn_score: "):
         return 0
     summary = json.loads(score_output.split(": ", 1)[1])
