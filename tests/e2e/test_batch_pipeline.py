@@ -9,7 +9,9 @@ What it asserts:
   final customer rows (simulators.pipeline.wait, the same wait `make demo` uses);
 * customer_features has exactly one row per surviving (not deleted) customer of the population;
 * the run's churn rate per segment equals the rate recomputed here from the ground truth CSV and the
-  segment assignment, and the at-risk/hibernating segments churn at least twice as often as everyone.
+  segment assignment, and the at-risk/hibernating segments churn at least twice as often as everyone;
+* notebooks/churn_model.ipynb, executed on the churn model trained here, re-runs its backtests to the logged
+  figures, and its lift, calibration, SHAP additivity and campaign hold.
 
 Isolation: a fresh customer id prefix (the simulators salt event ids with it, so the fixed seed does not
 collide with other runs of the same population), dbt's target schema `dbt_e2e_<key>` (dropped afterwards)
@@ -260,3 +262,85 @@ def test_drift_is_measured_every_run_and_a_shifted_feature_raises_an_alert(batch
     for feature, (psi, _) in drift[shifted["run_id"]].items():
         if feature not in ("tenure_days", "p_churn"):
             assert psi == pytest.approx(drift[first["run_id"]][feature][0], abs=1e-12), feature
+
+
+CHURN_NOTEBOOK = REPO / "notebooks" / "churn_model.ipynb"
+# Runs in the spark venv (nbclient and the kernel's libraries are there, not in this one): a cell after the one
+# tagged `parameters` overrides it (papermill style), a `check` cell is appended, the executed copy is written out.
+EXECUTE_NOTEBOOK = """
+import json, sys
+import nbclient, nbformat
+src, out, params, check = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+nb = nbformat.read(src, as_version=4)
+at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+nb.cells.insert(at + 1, nbformat.v4.new_code_cell("\\n".join(f"{k} = {v!r}" for k, v in params.items()),
+                                                  metadata={"tags": ["injected-parameters"]}))
+nb.cells.append(nbformat.v4.new_code_cell(check, metadata={"tags": ["check"]}))
+try:
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": sys.argv[5]}}).execute()
+finally:
+    nbformat.write(nb, out)
+"""
+# the platform's own metric on the notebook's pooled backtest predictions (its DataFrame `shipped`: y, p)
+CHECK_CELL = """
+from spark_ml.churn import metrics as _metrics
+print(json.dumps({"lift_10": _metrics.lift_at(shipped.y, shipped.p), "roc_auc": _metrics.roc_auc(shipped.y, shipped.p),
+                  "rows": len(shipped)}))
+"""
+
+
+def _printed_json(nb: dict, tag: str) -> dict:
+    """The last line a cell tagged `tag` printed, as JSON (an executed notebook read as plain JSON)."""
+    (cell,) = [c for c in nb["cells"] if tag in c["metadata"].get("tags", [])]
+    text = "".join("".join(o["text"]) for o in cell["outputs"] if o["output_type"] == "stream")
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def test_churn_notebook_reproduces_the_champions_backtests_and_simulates_a_campaign(batch, tmp_path):
+    """notebooks/churn_model.ipynb on this test's champion: its re-run of the rolling backtests reproduces the
+    figures the training run logged, lift and calibration hold, the SHAP values add up, and the campaign
+    stays within its budget."""
+    committed = json.loads(CHURN_NOTEBOOK.read_text())
+    assert all(not c.get("outputs") and c.get("execution_count") is None
+               for c in committed["cells"] if c["cell_type"] == "code"), "the notebook is committed with outputs: clear them"
+    figures = tmp_path / "figures"
+    params = {"MODEL_NAME": f"churn_model_{batch['scope']}", "SOURCE": f"{batch['schema']}.churn_features",
+              "CUSTOMER_PREFIX": batch["prefix"], "FIGURE_DIR": str(figures)}
+    out = tmp_path / "churn_model.ipynb"
+    t0 = time.monotonic()
+    _run([str(SPARK_PY), "-c", EXECUTE_NOTEBOOK, str(CHURN_NOTEBOOK), str(out), json.dumps(params), CHECK_CELL,
+          str(CHURN_NOTEBOOK.parent)], timeout=600)
+    batch["timings"]["churn notebook"] = time.monotonic() - t0
+    executed = json.loads(out.read_text())
+    results, check = _printed_json(executed, "results"), _printed_json(executed, "check")
+    trained, scored = batch["churn"]["churn-train"], batch["churn"]["churn_score"]
+    campaign = results["campaign"]
+    print(f"\n  churn notebook: backtest AUC re-run {results['backtest_roc_auc']:.12f}, logged "
+          f"{results['logged_backtest_roc_auc']:.12f}; lift@10% {results['lift_10']:.3f}, gain@10% "
+          f"{results['gain_10']:.1%}, ECE {results['ece']:.4f}; SHAP additivity {results['shap_additivity_error']:.1e}; "
+          f"campaign {campaign['contacts']} contacts, saved {campaign['revenue_saved']:,.0f} of "
+          f"{campaign['baseline_loss']:,.0f} at risk; {results['runtime_s']} s in the kernel")
+
+    # the champion examined is the one this test trained, and its backtests are reproduced exactly
+    assert results["version"] == trained["version"] == scored["version"]
+    assert results["logged_backtest_roc_auc"] == pytest.approx(trained["roc_auc"], abs=1e-12)
+    assert results["training_rows"] == trained["training_rows"] and results["backtests"] == trained["backtests"] == 3
+    assert results["backtest_roc_auc"] == pytest.approx(results["logged_backtest_roc_auc"], abs=1e-9)
+    assert results["max_logged_difference"] <= 1e-9  # every backtest_* figure of the run, baselines included
+    # lift and gain: metrics.lift_at on the same pooled predictions, as logged
+    assert check["rows"] == results["backtest_rows"] and check["roc_auc"] == results["backtest_roc_auc"]
+    assert results["lift_10"] > 1.5 and results["lift_10"] == check["lift_10"]
+    assert results["lift_10"] == pytest.approx(results["logged_lift_10"], abs=1e-9)
+    assert 0.1 < results["gain_10"] <= results["gain_20"] <= 1
+    # calibration
+    assert results["ece"] <= 0.05 and results["ece"] == pytest.approx(trained["ece"], abs=1e-9)
+    # explanations: base value + contributions = the margin, for every scored customer
+    assert results["scored_customers"] == scored["customers"] == results["explained_rows"]
+    assert results["shap_additivity_error"] < 1e-6
+    # the campaign: within budget, saves something, never more than is at risk, and beats random targeting
+    assert campaign["cost"] == campaign["contacts"] * campaign["cost_per_contact"] <= campaign["budget"]
+    assert 0 < campaign["revenue_saved"] <= campaign["baseline_loss"]
+    assert campaign["revenue_saved"] >= campaign["random_revenue_saved"]
+    assert sorted(p.stem for p in figures.glob("*.png")) == sorted(results["figures"])
+    assert len(results["figures"]) == 5
