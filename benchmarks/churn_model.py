@@ -14,11 +14,16 @@ customers over D days become the platform's point-in-time rows through dbt's chu
 time backtests of the model against logistic regression and recency alone; no MLflow) reports sim_auc,
 sim_best_baseline_auc and sim_ece, with the labels checked against the simulator's hidden churn dates,
 the seconds to fit the shipped model and to score (p, reasons) every live customer.
+Then real time (needs the stack with a champion, e.g. after `make demo`; --realtime-requests 0 skips it):
+N requests, one after another on one keep-alive connection, to the churn-api service for customers drawn
+at random (fixed seed) from ClickHouse ml.churn_scores_latest; p50/p99/max latency as the client sees it,
+and the share whose p(churn) equals that customer's batch score (customers with no activity since).
 Prints the tables and writes the figures to .data/bench/churn_model.json.
 
     make bench b=churn_model
     .tools/venvs/spark/bin/python benchmarks/churn_model.py [--folds 5] [--seed 42] [--threads 1]
                                                            [--sim-customers 3000] [--sim-days 90]
+                                                           [--realtime-requests 10000]
 """
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 TARGET_AUC = 0.845  # the published level of logistic regression and gradient boosting on Telco
 TARGET_ECE = 0.05
+TARGET_REALTIME_P99_MS = 50.0
 METRICS = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "lift_10": "lift@10%", "brier": "Brier", "ece": "ECE"}
 MODEL = ("gbt", model.CALIBRATION)  # what the platform ships: the GBT, calibrated
 BASELINES = ("logistic", "tenure")
@@ -163,6 +169,59 @@ def simulator_figures(args, console) -> dict | None:
                     **prepared}}
 
 
+def realtime_figures(settings, requests_n: int, seed: int, console) -> dict | None:
+    """Latency of the churn-api service over `requests_n` sequential requests (module docstring)."""
+    import requests
+
+    from platform_common import clients
+
+    url = f"http://{settings['CHURN_API_HOST']}:{settings['CHURN_API_PORT']}"
+    try:
+        health = requests.get(f"{url}/health", timeout=3).json()
+    except requests.RequestException:
+        console.print(f"[yellow]real time skipped: churn-api is not running at {url} (make up; make demo)[/]")
+        return None
+    if not health.get("model_version"):
+        console.print("[yellow]real time skipped: churn-api has no @champion yet (make demo trains one)[/]")
+        return None
+    ch = clients.clickhouse(settings, "CLICKHOUSE_BI_USER", "CLICKHOUSE_BI_PASSWORD")
+    batch = dict(ch.query("SELECT customer_id, p_churn FROM ml.churn_scores_latest WHERE model_version = "
+                          "{v:String}", parameters={"v": health["model_version"]}).result_rows)
+    if not batch:
+        console.print("[yellow]real time skipped: no batch scores of the champion in ml.churn_scores_latest[/]")
+        return None
+    ids = np.random.default_rng(seed).choice(sorted(batch), requests_n)
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {settings['CHURN_API_TOKEN']}"
+    for cid in ids[:50]:  # warm-up: first-request imports and the connection
+        session.post(f"{url}/v1/churn/score", json={"customer_id": str(cid)}, timeout=10)
+    latencies, same = np.empty(requests_n), 0
+    t0 = time.perf_counter()
+    for i, cid in enumerate(ids):
+        start = time.perf_counter()
+        response = session.post(f"{url}/v1/churn/score", json={"customer_id": str(cid)}, timeout=10)
+        latencies[i] = (time.perf_counter() - start) * 1000
+        if response.status_code != 200:
+            raise SystemExit(f"churn-api answered {response.status_code} for {cid}: {response.text[:200]}")
+        same += abs(response.json()["p_churn"] - batch[cid]) < 1e-9
+    wall = time.perf_counter() - t0
+    p50, p99 = (float(np.percentile(latencies, q)) for q in (50, 99))
+    table = Table(title=f"real-time scoring: {requests_n:,} sequential requests to churn-api "
+                        f"(model v{health['model_version']}, {health['customers']:,} customers)")
+    for column in ("p50 ms", "p99 ms", "max ms", "requests/s", "p equal to the batch"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{p50:.2f}", f"{p99:.2f}", f"{latencies.max():.1f}", f"{requests_n / wall:,.0f}",
+                  f"{same / requests_n:.1%}")
+    table.caption = "one keep-alive connection; each request reads the customer's activity since the batch from PostgreSQL"
+    console.print(table)
+    ok = p99 < TARGET_REALTIME_P99_MS
+    console.print(f"real-time p99: {p99:.1f} ms (target < {TARGET_REALTIME_P99_MS:.0f}) "
+                  + ("[green]met[/]" if ok else "[red]NOT met[/]"))
+    return {"realtime_p50_ms": p50, "realtime_p99_ms": p99, "realtime_max_ms": float(latencies.max()),
+            "realtime": {"requests": requests_n, "requests_per_s": requests_n / wall, "customers": health["customers"],
+                         "model_version": health["model_version"], "share_equal_to_batch": same / requests_n}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folds", type=int, default=5)
@@ -170,6 +229,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="OpenMP threads of the GBT")
     parser.add_argument("--sim-customers", type=int, default=3000, help="simulated customers (0: skip that part)")
     parser.add_argument("--sim-days", type=int, default=90, help="days of simulated history")
+    parser.add_argument("--realtime-requests", type=int, default=10_000, help="requests to churn-api (0: skip)")
     args = parser.parse_args()
     settings = config.load()
     console = Console(width=140)
@@ -270,6 +330,9 @@ def main() -> int:
     }
     if args.sim_customers > 0:
         figures.update(simulator_figures(args, console) or {})
+    if args.realtime_requests > 0:
+        figures.update(realtime_figures(settings, args.realtime_requests, args.seed, console) or {})
+        figures["targets"]["realtime_p99_ms"] = TARGET_REALTIME_P99_MS
     console.print(f"figures: {write_figures(settings, 'churn_model', figures)}")
     return 0
 

@@ -148,6 +148,8 @@ def provision(settings: Settings) -> None:
         "superset_password": settings["POSTGRES_SUPERSET_PASSWORD"], "superset_db": settings["POSTGRES_SUPERSET_DB"],
         "mlflow_user": settings["POSTGRES_MLFLOW_USER"], "mlflow_password": settings["POSTGRES_MLFLOW_PASSWORD"],
         "mlflow_db": settings["POSTGRES_MLFLOW_DB"],
+        "churn_api_user": settings["POSTGRES_CHURN_API_USER"],
+        "churn_api_password": settings["POSTGRES_CHURN_API_PASSWORD"],
     })
     migrations.apply("postgres", migrations.POSTGRES_DIR,
                      f"host={settings.postgres_host} port={settings.postgres_port} user={settings['POSTGRES_USER']} "

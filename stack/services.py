@@ -8,6 +8,7 @@ from platform_common.errors import StackError
 from stack import (
     airflow,
     cdc_sink,
+    churn_api,
     clickhouse,
     connect,
     flink,
@@ -22,7 +23,7 @@ from stack import (
 from stack.service import Service
 
 MODULES = (postgres, kafka, connect, minio, clickhouse, cdc_sink, flink, flink.taskmanager, spark_cluster,
-           spark_cluster.worker, spark, superset, mlflow,
+           spark_cluster.worker, spark, superset, mlflow, churn_api,
            airflow, airflow.scheduler, airflow.dag_processor, airflow.triggerer)
 
 

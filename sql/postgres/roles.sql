@@ -2,7 +2,8 @@
 -- Run by psql as the superuser, connected to the platform database, with variables
 -- db, admin_user, cdc_user/cdc_password, stream_user/stream_password, bi_user/bi_password,
 -- simulator_user/simulator_password, iceberg_user/iceberg_password, airflow_user/airflow_password, airflow_db,
--- superset_user/superset_password, superset_db, mlflow_user/mlflow_password, mlflow_db.
+-- superset_user/superset_password, superset_db, mlflow_user/mlflow_password, mlflow_db,
+-- churn_api_user/churn_api_password.
 -- The local stack runs it on every `make up`; compose runs it from its init service.
 -- Idempotent: roles are created once and their passwords kept in line with .env.
 
@@ -107,3 +108,15 @@ ALTER ROLE :"mlflow_user" WITH LOGIN NOREPLICATION NOSUPERUSER NOCREATEDB NOCREA
 SELECT format('CREATE DATABASE %I OWNER %I', :'mlflow_db', :'mlflow_user')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'mlflow_db') \gexec
 REVOKE ALL ON DATABASE :"mlflow_db" FROM PUBLIC;
+
+-- Real-time churn scoring (churn-api): reads the raw events (a customer's newest web events and orders),
+-- nothing else. Granted on the schema's tables by default privileges: the tables come from migrations,
+-- which run after this script.
+SELECT format('CREATE ROLE %I LOGIN', :'churn_api_user')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'churn_api_user') \gexec
+ALTER ROLE :"churn_api_user" WITH LOGIN NOREPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'churn_api_password';
+ALTER ROLE :"churn_api_user" SET default_transaction_read_only = on;
+GRANT CONNECT ON DATABASE :"db" TO :"churn_api_user";
+GRANT USAGE ON SCHEMA raw TO :"churn_api_user";
+GRANT SELECT ON ALL TABLES IN SCHEMA raw TO :"churn_api_user";
+ALTER DEFAULT PRIVILEGES FOR ROLE :"admin_user" IN SCHEMA raw GRANT SELECT ON TABLES TO :"churn_api_user";

@@ -29,18 +29,21 @@ import csv
 import datetime as dt
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 import uuid
 
 import pytest
+import requests
 
 from flink_jobs import deploy
-from platform_common import clients
+from platform_common import clients, config, contracts
 from platform_common.config import REPO
-from simulators import pipeline
+from simulators import pipeline, sinks
 from simulators.cli import DEMO_CUSTOMERS, DEMO_DAYS, DEMO_SEED
+from stack import churn_api as churn_api_service
 from tests.support import population
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -344,3 +347,97 @@ def test_churn_notebook_reproduces_the_champions_backtests_and_simulates_a_campa
     assert campaign["revenue_saved"] >= campaign["random_revenue_saved"]
     assert sorted(p.stem for p in figures.glob("*.png")) == sorted(results["figures"])
     assert len(results["figures"]) == 5
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def churn_api(batch):
+    """The real-time service (the stack's churn-api command) on this test's champion and churn rows, on a free port."""
+    settings = config.load()
+    port = _free_port()
+    env = {**os.environ, "CHURN_API_MODEL": f"churn_model_{batch['scope']}",
+           "CHURN_API_SOURCE": f"{batch['schema']}.churn_features"}
+    proc = subprocess.Popen(churn_api_service.command(settings, port=port), cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, f"churn-api exited: {proc.stdout.read()[-3000:]}"
+            try:
+                health = requests.get(f"{url}/health", timeout=2).json()
+                if health.get("model_version"):
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "churn-api did not load the champion within 180 s"
+            time.sleep(1)
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {settings['CHURN_API_TOKEN']}"
+        yield {"url": url, "health": health, "session": session, "settings": settings}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_real_time_scores_equal_the_batch_and_follow_new_activity(batch, churn_api):
+    """POST /v1/churn/score: a customer with nothing new since the batch gets the batch's score, band and reasons;
+    a web session streamed now (Kafka → Flink → PostgreSQL raw) moves their features to tomorrow at once; unknown
+    ids, bad bodies and missing tokens get one-line JSON errors."""
+    url, session, health = churn_api["url"], churn_api["session"], churn_api["health"]
+    ch, db = batch["ch"], f"ml_{batch['scope']}"
+    shifted = batch["shifted"]  # the latest scoring run: the churn rows as the service reads them
+    assert health["model_version"] == shifted["version"]
+    scored = {r[0]: r[1:] for r in ch.query(
+        f"SELECT customer_id, p_churn, risk_band, reason_1, reason_2, reason_3, revenue_at_risk FROM {db}.churn_scores "
+        f"WHERE run_id = {{r:String}} ORDER BY customer_id", parameters={"r": shifted["run_id"]}).result_rows}
+    ids = sorted(scored)[:40]
+    for cid in ids:
+        got = session.post(f"{url}/v1/churn/score", json={"customer_id": cid}, timeout=10)
+        assert got.status_code == 200, got.text
+        body = got.json()
+        p, band, r1, r2, r3, at_risk = scored[cid]
+        assert body["new_sessions"] == body["new_orders"] == 0 and body["features_as_of"] == SNAPSHOT_DATE, cid
+        assert body["p_churn"] == pytest.approx(p, abs=1e-12) and body["risk_band"] == band, cid
+        assert body["reasons"] == [r for r in (r1, r2, r3) if r is not None], cid
+        assert body["revenue_at_risk"] == pytest.approx(at_risk, rel=1e-9, abs=1e-9), cid
+        assert body["model_version"] == shifted["version"]
+
+    # a session now, through the real path: the response counts it and sees the customer as of tomorrow
+    cid = ids[0]
+    before = session.post(f"{url}/v1/churn/score", json={"customer_id": cid}, timeout=10).json()
+    now = dt.datetime.now(dt.UTC)
+    event = {"event_id": str(uuid.uuid4()), "customer_id": cid, "session_id": str(uuid.uuid4()),
+             "event_type": "page_view", "page_url": "/", "product_id": None, "search_query": None,
+             "device_type": "desktop", "country": "DE", "utm_source": None,
+             "event_time": int(now.timestamp() * 1000)}
+    sink = sinks.KafkaSink(churn_api["settings"]["KAFKA_BOOTSTRAP_SERVERS"])
+    sink.produce(contracts.WEB_EVENTS_TOPIC, cid.encode(), json.dumps(event).encode())
+    sink.flush()
+    deadline = time.monotonic() + 60
+    while (after := session.post(f"{url}/v1/churn/score", json={"customer_id": cid}, timeout=10).json())["new_sessions"] == 0:
+        assert time.monotonic() < deadline, "the streamed session did not reach raw.web_events within 60 s"
+        time.sleep(0.5)
+    tomorrow = now.date() + dt.timedelta(days=1)
+    shift = (tomorrow - dt.date.fromisoformat(SNAPSHOT_DATE)).days
+    assert after["new_sessions"] == 1 and after["features_as_of"] == tomorrow.isoformat()
+    assert after["features"]["days_since_last_session"] == 1
+    assert after["features"]["sessions_7d"] == before["features"]["sessions_7d"] + 1
+    assert after["features"]["sessions_90d"] == before["features"]["sessions_90d"] + 1
+    assert after["features"]["tenure_days"] == before["features"]["tenure_days"] + shift
+    assert after["p_churn"] != before["p_churn"]
+
+    # errors: one line of JSON each
+    for body, headers, status, message in (
+            ({"customer_id": "nobody_0"}, None, 404, "unknown customer_id 'nobody_0'"),
+            ({"customer": cid}, None, 422, "invalid request body: customer_id: Field required"),
+            ({"customer_id": cid, "extra": 1}, None, 422, "invalid request body: extra: Extra inputs are not permitted"),
+            ({"customer_id": cid}, {"Authorization": "Bearer wrong"}, 401, "missing or wrong token")):
+        got = session.post(f"{url}/v1/churn/score", json=body, headers=headers, timeout=10)
+        assert got.status_code == status, got.text
+        assert "\n" not in got.text and got.json()["error"].startswith(message), got.text
