@@ -21,8 +21,9 @@ def show(settings: Settings) -> None:
          f"{settings['AIRFLOW_ADMIN_USER']} / {settings['AIRFLOW_ADMIN_PASSWORD']}"),
         ("MLflow (runs, model registry)", f"http://{settings['MLFLOW_HOST']}:{settings['MLFLOW_PORT']}",
          f"{settings['MLFLOW_ADMIN_USER']} / {settings['MLFLOW_ADMIN_PASSWORD']}"),
-        ("Churn scoring API (real time)", f"http://{settings['CHURN_API_HOST']}:{settings['CHURN_API_PORT']}"
-         "/v1/churn/score", "Bearer CHURN_API_TOKEN in .env"),
+        ("Churn scoring API (real time)",
+         f"http://{settings['CHURN_API_HOST']}:{settings['CHURN_API_PORT']}/v1/churn/score",
+         "Bearer CHURN_API_TOKEN in .env"),
         ("Flink Web UI (streaming job)", settings["FLINK_REST_URL"], "-"),
         ("MinIO console (Iceberg lake)", minio_console, "MINIO_ROOT_USER / MINIO_ROOT_PASSWORD in .env"),
         ("ClickHouse HTTP (marts, ml.*)", f"http://{settings['CLICKHOUSE_HOST']}:{settings['CLICKHOUSE_PORT']}",

@@ -1,17 +1,21 @@
-"""The shipped churn model flattened into arrays, to score and explain one customer in about a millisecond.
+"""The shipped churn model compiled into lookup tables: p(churn) and exact contributions, for one customer
+in well under a millisecond and for a million in seconds.
 
-explain.contributions evaluates every tree recursively in Python, once per feature subset: fine for a
-batch (the work is vectorised over customers, ~0.5 ms each), but ~500 ms for a single customer, and
-predict_proba on a one-row DataFrame costs ~15 ms of pandas and encoder overhead. The real-time service
-(spark_ml/churn/api.py) needs both per request, so `compile()` turns the fitted model into arrays once:
+explain.contributions evaluates every tree recursively in Python, once per feature subset: ~0.5 ms per
+customer in a batch and ~500 ms for a single one, and predict_proba on a one-row DataFrame costs ~15 ms
+of pandas and encoder overhead. The real-time service needs both per request and the batch needs both
+for every live customer, so `compile()` does the tree work once per model:
 
-- each leaf of each tree as its path: (split node, direction) pairs, padded to the deepest path;
-- E[f(x) | x_S] of a tree, for every subset S of its (at most 5) features at once, is then
-  Σ_leaf value × Π_path (feature in S ? [x goes this way] : share of the training rows that went this way),
-  the same path-dependent expectation explain._tree_shapley computes by recursion;
-- the Shapley values are a fixed linear map of those subset values per tree (a weight matrix);
-- the category encoding (the model's OrdinalEncoder: known category → code, unknown → NaN) and the
-  calibration (sigmoid on the margin, averaged over the calibrated classifiers) are applied directly.
+- A tree has at most 5 splits (6 leaves). Which way a customer goes at each of them (a 5-bit code)
+  decides everything the tree contributes: its leaf, and, for every subset S of its features, the
+  path-dependent expectation E[f(x) | x_S] (follow x at splits on a feature in S, otherwise weigh both
+  sides by their training rows: what explain._tree_shapley computes by recursion). So for each of the
+  ≤ 32 codes of each tree, compile() computes the subset values, the exact Shapley values (a fixed
+  linear map of them) and the tree's output, and keeps them in tables.
+- Scoring is then: the model's encoding of the row (categories → codes, unknown → NaN), one comparison
+  per split (NaN goes where the split sends missing values, a category goes left when its code is in
+  the split's bitset), the code of each tree, table lookups and sums. p is the margin through the
+  calibration (sigmoid per calibrated classifier, averaged, as CalibratedClassifierCV does).
 
 The results equal explain.contributions and the model's predict_proba to rounding
 (spark_ml/tests/test_churn_realtime.py checks both on a fitted model).
@@ -27,6 +31,8 @@ from scipy.special import expit
 
 from spark_ml.churn import explain
 
+CHUNK = 10_000   # rows per block when scoring many: the [splits, rows] comparisons stay in cache (50k: 1.5x slower)
+
 
 @dataclass(frozen=True)
 class CompiledModel:
@@ -34,25 +40,20 @@ class CompiledModel:
     order: np.ndarray                 # X column of each encoded column (categorical first, as the model encodes)
     categories: dict[str, dict]       # categorical column → {category: code}
     base: float                       # the model's baseline margin
-    # split nodes of every tree, flattened
-    node_feature: np.ndarray          # encoded column tested
-    node_threshold: np.ndarray
-    node_missing_left: np.ndarray
-    node_categorical: np.ndarray
-    node_bitset: np.ndarray           # [nodes, words] left-category bitsets (0 for numeric nodes)
-    # leaf paths, [trees, leaves, depth]; padding: node 0 with share 1 and no feature
-    path_node: np.ndarray
-    path_left: np.ndarray
-    path_share: np.ndarray
-    path_local: np.ndarray            # the node's feature as an index into its tree's features (-1: padding)
-    leaf_value: np.ndarray            # [trees, leaves] (0 for padding)
-    in_subset: np.ndarray             # [subsets, trees, leaves, depth]: the path node's feature is in the subset
-    shapley: np.ndarray               # [trees, max features, subsets]: phi_j = Σ_S W[j, S] v(S)
-    tree_columns: np.ndarray          # [trees, max features] X column of each local feature (-1: none)
-    calibrators: tuple[tuple[float, float], ...]   # sigmoid (a, b) of each calibrated classifier
+    split_feature: np.ndarray         # per split of any tree: the encoded column it tests
+    split_threshold: np.ndarray
+    split_missing_left: np.ndarray
+    split_categorical: np.ndarray
+    categorical_splits: np.ndarray    # ids of the splits on a category
+    category_left: np.ndarray         # [categorical splits, codes + 1]: the code goes left (last: none does)
+    tree_splits: np.ndarray           # [trees, max splits]: split ids of each tree, bit k of its code (-1: none)
+    margin_table: np.ndarray          # [trees, codes]: the tree's output
+    phi_columns: np.ndarray           # [trees × codes, X columns]: the tree's Shapley values, by X column
+    calibrators: tuple[tuple[float, float], ...]   # sigmoid (a, b) of each calibrated classifier (none: raw)
 
     def encode(self, row: dict) -> np.ndarray:
-        """One customer's features (X's columns → values) as the model's encoded row."""
+        """One customer's features (X's column → value, typed as training_set.features does) as the model's
+        encoded row."""
         out = np.empty(len(self.order))
         for i, c in enumerate(self.order):
             name = self.columns[c]
@@ -65,23 +66,95 @@ class CompiledModel:
 
     def explain(self, xp: np.ndarray) -> tuple[float, float, np.ndarray]:
         """(p(churn), margin, contributions per X column) of one encoded row."""
-        x = xp[self.node_feature]
+        p, margin, phi = self.explain_many(xp[None, :])
+        return float(p[0]), float(margin[0]), phi[0]
+
+    def explain_many(self, Xp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """p(churn), margin and contributions [rows, X columns] of encoded rows (gbt._preprocess_X's output).
+        Each row picks one table row per tree (tree × its code): a sparse 0/1 matrix times the tables."""
+        from scipy.sparse import csr_matrix
+
+        n, trees = len(Xp), len(self.tree_splits)
+        codes_per_tree = self.margin_table.shape[1]
+        margin, phi = np.empty(n), np.empty((n, len(self.columns)))
+        for start in range(0, n, CHUNK):
+            block = Xp[start:start + CHUNK]
+            picked = (self._codes(block) + (np.arange(trees) * codes_per_tree)[:, None]).T.ravel()
+            rows = csr_matrix((np.ones(len(picked)), picked, np.arange(0, len(picked) + 1, trees)),
+                              shape=(len(block), trees * codes_per_tree))
+            margin[start:start + CHUNK] = self.base + rows @ self.margin_table.ravel()
+            phi[start:start + CHUNK] = rows @ self.phi_columns
+        return self.probability(margin), margin, phi
+
+    def probability(self, margin: np.ndarray) -> np.ndarray:
+        if not self.calibrators:
+            return expit(margin)
+        return np.mean([expit(-(a * margin + b)) for a, b in self.calibrators], axis=0)
+
+    def _codes(self, Xp: np.ndarray) -> np.ndarray:
+        """[trees, rows]: bit k set when the row goes left at the tree's k-th split (split-major: row gathers)."""
+        x = np.ascontiguousarray(Xp.T)[self.split_feature]              # [splits, rows]
         missing = np.isnan(x)
-        codes = np.where(missing, 0, x).astype(np.int64)
-        word = self.node_bitset[np.arange(len(codes)), np.clip(codes // 32, 0, self.node_bitset.shape[1] - 1)]
-        in_bitset = (codes >= 0) & (codes < 32 * self.node_bitset.shape[1]) & (((word >> (codes % 32)) & 1) == 1)
-        left = np.where(self.node_categorical, in_bitset, x <= self.node_threshold)
-        left = np.where(missing, self.node_missing_left, left)
-        follows = left[self.path_node] == self.path_left                      # [trees, leaves, depth]
-        factor = np.where(self.in_subset, follows, self.path_share)
-        values = (factor.prod(axis=3) * self.leaf_value).sum(axis=2).T         # [trees, subsets]
-        phi_local = np.einsum("tjs,ts->tj", self.shapley, values)
-        phi = np.zeros(len(self.columns))
-        mask = self.tree_columns >= 0
-        np.add.at(phi, self.tree_columns[mask], phi_local[mask])
-        margin = self.base + float(values[:, -1].sum())  # all bits set: every feature of every tree known = f(x)
-        p = float(np.mean([expit(-(a * margin + b)) for a, b in self.calibrators]))
-        return p, margin, phi
+        with np.errstate(invalid="ignore"):
+            left = x <= self.split_threshold[:, None]
+        if len(self.categorical_splits):  # a category goes left when its code's bit is set (unknown: NaN, missing)
+            width = self.category_left.shape[1] - 1
+            codes = np.nan_to_num(x[self.categorical_splits], nan=width).astype(np.int64)
+            codes[(codes < 0) | (codes > width)] = width
+            left[self.categorical_splits] = self.category_left[np.arange(len(self.categorical_splits))[:, None], codes]
+        left = np.where(missing, self.split_missing_left[:, None], left)
+        left = np.concatenate([left, np.zeros((1, len(Xp)), dtype=bool)])  # row −1: no split
+        out = np.zeros((len(self.tree_splits), len(Xp)), dtype=np.int64)
+        for k in range(self.tree_splits.shape[1]):
+            out |= left[self.tree_splits[:, k]].astype(np.int64) << k
+        return out
+
+
+def _tree_tables(nodes, split_of: dict[int, int], features: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(outputs [codes], Shapley values [codes, features]) of one tree for every code of its splits."""
+    local = {f: k for k, f in enumerate(features)}
+    leaves = []  # (value, [(split bit, went left, share of rows, local feature)])
+    stack = [(0, [])]
+    while stack:
+        node, path = stack.pop()
+        n = nodes[node]
+        if n["is_leaf"]:
+            leaves.append((float(n["value"]), path))
+            continue
+        left, right = int(n["left"]), int(n["right"])
+        wl, wr = float(nodes["count"][left]), float(nodes["count"][right])
+        f = local[int(n["feature_idx"])]
+        stack.append((left, [*path, (split_of[node], True, wl / (wl + wr), f)]))
+        stack.append((right, [*path, (split_of[node], False, wr / (wl + wr), f)]))
+    m, splits = len(features), len(split_of)
+    codes = np.arange(2 ** splits)
+    subsets = np.arange(2 ** m)
+    values = np.zeros((len(codes), len(subsets)))
+    for value, path in leaves:
+        weight = np.ones((len(codes), len(subsets)))
+        for bit, went_left, share, f in path:
+            follows = (((codes >> bit) & 1) == 1) == went_left            # [codes]
+            known = ((subsets >> f) & 1) == 1                              # [subsets]
+            weight *= np.where(known[None, :], follows[:, None], share)
+        values += value * weight
+    shapley = np.zeros((m, len(subsets)))
+    for j in range(m):
+        others = [k for k in range(m) if k != j]
+        for r in range(m):
+            w = math.factorial(r) * math.factorial(m - r - 1) / math.factorial(m)
+            for subset in itertools.combinations(others, r):
+                s = sum(1 << k for k in subset)
+                shapley[j, s | (1 << j)] += w
+                shapley[j, s] -= w
+    return values[:, -1], values @ shapley.T
+
+
+def _category_left(bitsets: np.ndarray, words: int) -> np.ndarray:
+    """Per categorical split, whether each category code goes left (its bit in the split's bitset), plus a
+    last column (False) where missing, unknown and out-of-range codes are sent before `missing_left` applies."""
+    codes = np.arange(32 * words)
+    left = ((bitsets[:, codes // 32] >> (codes % 32).astype(np.uint32)) & 1) == 1
+    return np.concatenate([left, np.zeros((len(bitsets), 1), dtype=bool)], axis=1)
 
 
 def compile(fitted, columns) -> CompiledModel:  # noqa: A001 - the module's one verb
@@ -96,81 +169,46 @@ def compile(fitted, columns) -> CompiledModel:  # noqa: A001 - the module's one 
                       for name, cats in zip(categorical, encoder.categories_, strict=True)}
 
     trees = [tree for (tree,) in gbt._predictors]
-    nodes_all = []
-    paths: list[list[list[tuple[int, bool, float, int]]]] = []
-    leaf_values: list[list[float]] = []
-    tree_features: list[list[int]] = []
     words = max((t.raw_left_cat_bitsets.shape[1] for t in trees if t.raw_left_cat_bitsets.size), default=1)
-    bitsets = []
-    offset = 0
+    splits, bitsets, per_tree = [], [], []
     for tree in trees:
         nodes = tree.nodes
-        features = sorted({int(nodes["feature_idx"][i]) for i in np.flatnonzero(~nodes["is_leaf"].astype(bool))})
-        local = {f: k for k, f in enumerate(features)}
-        tree_features.append(features)
-        tree_paths, tree_leaves = [], []
-
-        stack = [(0, [])]
-        while stack:  # depth first; a leaf's path is its (node, went left, share of rows, local feature) pairs
-            node, path = stack.pop()
+        split_nodes = [int(i) for i in np.flatnonzero(~nodes["is_leaf"].astype(bool))]
+        features = sorted({int(nodes["feature_idx"][i]) for i in split_nodes})
+        split_of = {node: k for k, node in enumerate(split_nodes)}
+        ids = []
+        for node in split_nodes:
             n = nodes[node]
-            if n["is_leaf"]:
-                tree_paths.append(path)
-                tree_leaves.append(float(n["value"]))
-                continue
-            left, right = int(n["left"]), int(n["right"])
-            wl, wr = float(nodes["count"][left]), float(nodes["count"][right])
-            f = local[int(n["feature_idx"])]
-            stack.append((right, [*path, (offset + node, False, wr / (wl + wr), f)]))
-            stack.append((left, [*path, (offset + node, True, wl / (wl + wr), f)]))
-        paths.append(tree_paths)
-        leaf_values.append(tree_leaves)
-        for i in range(len(nodes)):
-            n = nodes[i]
-            nodes_all.append((int(n["feature_idx"]), float(n["num_threshold"]), bool(n["missing_go_to_left"]),
-                              bool(n["is_categorical"])))
+            ids.append(len(splits))
+            splits.append((int(n["feature_idx"]), float(n["num_threshold"]), bool(n["missing_go_to_left"]),
+                           bool(n["is_categorical"])))
             row = np.zeros(words, dtype=np.uint32)
-            if n["is_categorical"] and not n["is_leaf"]:
+            if n["is_categorical"]:
                 row[:tree.raw_left_cat_bitsets.shape[1]] = tree.raw_left_cat_bitsets[int(n["bitset_idx"])]
             bitsets.append(row)
-        offset += len(nodes)
+        per_tree.append((ids, features, *_tree_tables(nodes, split_of, features)))
 
-    n_trees = len(trees)
-    max_leaves = max(len(p) for p in paths)
-    depth = max(len(path) for p in paths for path in p)
-    max_features = max(len(f) for f in tree_features)
-    path_node = np.zeros((n_trees, max_leaves, depth), dtype=np.int64)
-    path_left = np.ones((n_trees, max_leaves, depth), dtype=bool)
-    path_share = np.ones((n_trees, max_leaves, depth))
-    path_local = np.full((n_trees, max_leaves, depth), -1, dtype=np.int64)
-    leaf_value = np.zeros((n_trees, max_leaves))
-    tree_columns = np.full((n_trees, max_features), -1, dtype=np.int64)
-    shapley = np.zeros((n_trees, max_features, 2 ** max_features))
-    for t, (tree_paths, values, features) in enumerate(zip(paths, leaf_values, tree_features, strict=True)):
-        for leaf, (path, value) in enumerate(zip(tree_paths, values, strict=True)):
-            leaf_value[t, leaf] = value
-            for d, (node, left, share, f) in enumerate(path):
-                path_node[t, leaf, d], path_left[t, leaf, d], path_share[t, leaf, d], path_local[t, leaf, d] = \
-                    node, left, share, f
-        m = len(features)
-        tree_columns[t, :m] = order[features]
-        for j in range(m):
-            others = [k for k in range(m) if k != j]
-            for r in range(m):
-                weight = math.factorial(r) * math.factorial(m - r - 1) / math.factorial(m)
-                for subset in itertools.combinations(others, r):
-                    s = sum(1 << k for k in subset)
-                    shapley[t, j, s | (1 << j)] += weight
-                    shapley[t, j, s] -= weight
-    node_arr = np.array(nodes_all, dtype=object)
+    max_splits = max(len(t[0]) for t in per_tree)
+    max_features = max(len(t[1]) for t in per_tree)
+    tree_splits = np.full((len(trees), max_splits), -1, dtype=np.int64)
+    margin_table = np.zeros((len(trees), 2 ** max_splits))
+    phi_table = np.zeros((len(trees), 2 ** max_splits, max_features))
+    to_columns = np.zeros((len(trees) * max_features, len(columns)))
+    for t, (ids, features, outputs, phi) in enumerate(per_tree):
+        tree_splits[t, :len(ids)] = ids
+        margin_table[t, :len(outputs)] = outputs      # codes beyond the tree's splits never occur
+        phi_table[t, :len(outputs), :len(features)] = phi
+        for j, f in enumerate(features):
+            to_columns[t * max_features + j, order[f]] = 1.0
+    split_arr = np.array(splits, dtype=object)
     calibrators = tuple((float(c.calibrators[0].a_), float(c.calibrators[0].b_))
-                        for c in fitted.calibrated_classifiers_) if hasattr(fitted, "calibrated_classifiers_") else ()
+                        for c in getattr(fitted, "calibrated_classifiers_", ()))
     return CompiledModel(
         columns=columns, order=order, categories=categories, base=float(gbt._baseline_prediction.ravel()[0]),
-        node_feature=node_arr[:, 0].astype(np.int64), node_threshold=node_arr[:, 1].astype(float),
-        node_missing_left=node_arr[:, 2].astype(bool), node_categorical=node_arr[:, 3].astype(bool),
-        node_bitset=np.array(bitsets, dtype=np.uint32), path_node=path_node, path_left=path_left,
-        path_share=path_share, path_local=path_local, leaf_value=leaf_value, shapley=shapley,
-        in_subset=((np.arange(2 ** max_features)[:, None, None, None] >> np.maximum(path_local, 0)) & 1).astype(bool)
-        & (path_local >= 0),
-        tree_columns=tree_columns, calibrators=calibrators)
+        split_feature=split_arr[:, 0].astype(np.int64), split_threshold=split_arr[:, 1].astype(float),
+        split_missing_left=split_arr[:, 2].astype(bool), split_categorical=split_arr[:, 3].astype(bool),
+        categorical_splits=np.flatnonzero(split_arr[:, 3].astype(bool)),
+        category_left=_category_left(np.array(bitsets, dtype=np.uint32)[split_arr[:, 3].astype(bool)], words),
+        tree_splits=tree_splits, margin_table=margin_table,
+        phi_columns=np.einsum("tcj,tjf->tcf", phi_table, to_columns.reshape(len(trees), max_features, -1))
+        .reshape(len(trees) * 2 ** max_splits, len(columns)), calibrators=calibrators)

@@ -117,19 +117,25 @@ def _platform(column: str, value, missing: bool) -> str:
 
 def top_reasons(contrib: pd.DataFrame, X: pd.DataFrame, k: int = TOP_K) -> pd.DataFrame:
     """Per customer (rows of `contrib`, aligned with X): reason_1..k (phrase or None), their features and
-    contributions (margin units, log-odds), and n_reasons = how many of the k are real reasons."""
+    contributions (margin units, log-odds), and n_reasons = how many of the k are real reasons.
+    Vectorised per (rank, feature): each distinct value is phrased once (a million customers in seconds)."""
     values = contrib.to_numpy()
     # stable sort on −contribution: equal contributions keep column order, so the result is deterministic
     order = np.argsort(-values, axis=1, kind="stable")[:, :k]
-    rows = []
-    for i, cols in enumerate(order):
-        row = {}
-        for rank, c in enumerate(cols, start=1):
-            positive = values[i, c] > MIN_CONTRIBUTION
-            column = contrib.columns[c]
-            row[f"reason_{rank}"] = phrase(column, X.iat[i, X.columns.get_loc(column)]) if positive else None
-            row[f"feature_{rank}"] = column if positive else None
-            row[f"contribution_{rank}"] = float(values[i, c]) if positive else None
-        row["n_reasons"] = int((values[i] > MIN_CONTRIBUTION).sum().clip(max=k))
-        rows.append(row)
-    return pd.DataFrame(rows, index=contrib.index)
+    top = np.take_along_axis(values, order, axis=1)
+    positive = top > MIN_CONTRIBUTION
+    columns = np.asarray(contrib.columns, dtype=object)
+    out = {}
+    for rank in range(order.shape[1]):
+        phrases = np.full(len(values), None, dtype=object)
+        for c in np.unique(order[positive[:, rank], rank]):
+            rows = positive[:, rank] & (order[:, rank] == c)
+            column = columns[c]
+            codes, distinct = pd.factorize(pd.Series(X[column].to_numpy()[rows], dtype=object), use_na_sentinel=False)
+            phrased = np.array([phrase(column, v) for v in distinct], dtype=object)
+            phrases[rows] = phrased[codes]
+        out[f"reason_{rank + 1}"] = phrases
+        out[f"feature_{rank + 1}"] = np.where(positive[:, rank], columns[order[:, rank]], None)
+        out[f"contribution_{rank + 1}"] = np.where(positive[:, rank], top[:, rank], np.nan)
+    out["n_reasons"] = (values > MIN_CONTRIBUTION).sum(axis=1).clip(max=k).astype(int)
+    return pd.DataFrame(out, index=contrib.index)

@@ -109,3 +109,7 @@ def test_the_compiled_model_scores_and_explains_exactly_as_the_model_does():
         assert got_p == pytest.approx(p[i], abs=1e-12)
         assert np.abs(got_phi - phi.iloc[i].to_numpy()).max() < 1e-12
         assert margin == pytest.approx(base + phi.iloc[i].sum(), abs=1e-12)
+    # many rows at once (the batch's path), from the model's own encoding
+    many_p, many_margin, many_phi = cm.explain_many(explain.margin_model(fitted)._preprocess_X(Xt, reset=False))
+    assert np.abs(many_p - p).max() < 1e-12 and np.abs(many_phi - phi.to_numpy()).max() < 1e-12
+    assert np.abs(many_margin - (base + phi.sum(axis=1).to_numpy())).max() < 1e-12
