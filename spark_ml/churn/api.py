@@ -31,7 +31,6 @@ from platform_common.config import Settings
 from spark_ml.churn import realtime, registry, training_set
 
 log = logging.getLogger("churn-api")
-DEFAULT_SOURCE = training_set.DEFAULT_SOURCE
 
 
 class ScoreRequest(BaseModel):
@@ -45,7 +44,7 @@ class State:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.model_name = os.environ.get("CHURN_API_MODEL", registry.MODEL_NAME)
-        self.source = os.environ.get("CHURN_API_SOURCE", DEFAULT_SOURCE)
+        self.source = os.environ.get("CHURN_API_SOURCE", training_set.DEFAULT_SOURCE)
         self.refresh_seconds = float(settings["CHURN_API_REFRESH_SECONDS"])
         self.snapshot: realtime.Snapshot | None = None
         self.local = threading.local()
@@ -142,7 +141,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _error(404, f"unknown customer_id {body.customer_id!r} (not a live customer in the "
                                f"scoring rows of {snap.cutoff})")
         activity = realtime.read_activity(state.pg(), body.customer_id, snap.t_web, snap.t_order)
-        result = snap.score(body.customer_id, activity)
-        return result
+        return snap.score(body.customer_id, activity)
 
     return app

@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import csr_matrix
 from scipy.special import expit
 
 from spark_ml.churn import explain
@@ -72,8 +73,6 @@ class CompiledModel:
     def explain_many(self, Xp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """p(churn), margin and contributions [rows, X columns] of encoded rows (gbt._preprocess_X's output).
         Each row picks one table row per tree (tree × its code): a sparse 0/1 matrix times the tables."""
-        from scipy.sparse import csr_matrix
-
         n, trees = len(Xp), len(self.tree_splits)
         codes_per_tree = self.margin_table.shape[1]
         margin, phi = np.empty(n), np.empty((n, len(self.columns)))

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from spark_ml.churn import compiled, model, reasons, registry, revenue, training_set
-from spark_ml.churn.score import next_best_action
+from spark_ml.churn.score import actions, high_value_threshold
 
 DAY_FEATURES = ("days_since_last_session", "days_since_last_login", "recency_days")
 
@@ -145,10 +145,7 @@ class Snapshot:
                if phi[c] > reasons.MIN_CONTRIBUTION]
         value = float(revenue.from_orders([row["avg_order_value"]], [row["orders_90d"]])[0])
         band = str(model.risk_band([p])[0])
-        since = [row[f] for f in ("days_since_last_session", "recency_days") if pd.notna(row[f])]
-        lapsed = not since or min(since) > self.churn_model.horizon_days  # as score.py: no visit or order in the horizon
-        action = next_best_action([band], np.array([lapsed]), np.array([int(row["tier_downgraded_30d"]) == 1]),
-                                  np.array([value]), self.high_value)[0]
+        action = actions(row.to_frame().T, [band], [value], self.churn_model.horizon_days, self.high_value)[0]
         return {
             "customer_id": customer_id,
             "p_churn": p,
@@ -215,9 +212,8 @@ def load(settings, ch, source: str, model_name: str) -> Snapshot | None:
     churn_model = mlflow.pyfunc.load_model(f"models:/{model_name}@{registry.ALIAS}").unwrap_python_model()
     rows = training_set.read(ch, source, training=False).set_index("customer_id", drop=False)
     value = revenue.from_orders(rows.avg_order_value.astype(float), rows.orders_90d.astype(float))
-    positive = value[value > 0]
     return Snapshot(model_name=model_name, version=version, churn_model=churn_model,
                     compiled=compiled.compile(churn_model.model, training_set.FEATURES), rows=rows,
                     cutoff=pd.Timestamp(rows.cutoff_date.iloc[0]).date(), t_web=key[3], t_order=key[4],
-                    high_value=float(np.quantile(positive, 0.75)) if len(positive) else float("inf"),
+                    high_value=high_value_threshold(value),
                     loaded_at=time.time(), key=key)

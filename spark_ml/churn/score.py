@@ -48,15 +48,27 @@ def next_best_action(band, lapsed, downgraded, value, high_value: float) -> np.n
         list(ACTIONS[:5]), default=ACTIONS[5])
 
 
+def high_value_threshold(value) -> float:
+    """The expected value from which a high-risk customer gets a call: the scored population's upper quartile
+    of positive values."""
+    value = np.asarray(value, dtype=float)
+    positive = value[value > 0]
+    return float(np.quantile(positive, 0.75)) if len(positive) else float("inf")
+
+
+def actions(rows: pd.DataFrame, band, value, horizon_days: int, high_value: float) -> np.ndarray:
+    """next_best_action of each row (columns days_since_last_session, recency_days, tier_downgraded_30d)."""
+    since = rows[["days_since_last_session", "recency_days"]].astype(float).min(axis=1)  # NaN: no activity at all
+    lapsed = (since.isna() | (since > horizon_days)).to_numpy()
+    downgraded = rows.tier_downgraded_30d.astype(int).to_numpy() == 1
+    return next_best_action(band, lapsed, downgraded, np.asarray(value, dtype=float), high_value)
+
+
 def _table(rows: pd.DataFrame, p: np.ndarray, top: pd.DataFrame, run_id: str, version: str, model_name: str,
            horizon_days: int) -> pa.Table:
     value = revenue.from_orders(rows.avg_order_value.astype(float), rows.orders_90d.astype(float))
     band = model.risk_band(p).astype(str)
-    since = rows[["days_since_last_session", "recency_days"]].astype(float).min(axis=1)  # NaN: no activity at all
-    lapsed = (since.isna() | (since > horizon_days)).to_numpy()
-    positive = value[value > 0]
-    high_value = float(np.quantile(positive, 0.75)) if len(positive) else np.inf
-    action = next_best_action(band, lapsed, rows.tier_downgraded_30d.astype(int).to_numpy() == 1, value, high_value)
+    action = actions(rows, band, value, horizon_days, high_value_threshold(value))
     scored_at = dt.datetime.now(dt.UTC)
     return pa.table({
         "run_id": pa.array([run_id] * len(rows), pa.string()),
