@@ -116,6 +116,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException):
         return _error(exc.status_code, exc.detail)
 
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception):  # Starlette re-raises it after: uvicorn logs the traceback
+        return _error(500, f"internal error scoring the request ({type(exc).__name__}); the traceback is in the "
+                           "churn-api log")
+
     @app.middleware("http")
     async def authenticate(request: Request, call_next):
         if request.url.path != "/health":

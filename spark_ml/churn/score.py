@@ -57,10 +57,12 @@ def high_value_threshold(value) -> float:
 
 
 def actions(rows: pd.DataFrame, band, value, horizon_days: int, high_value: float) -> np.ndarray:
-    """next_best_action of each row (columns days_since_last_session, recency_days, tier_downgraded_30d)."""
-    since = rows[["days_since_last_session", "recency_days"]].astype(float).min(axis=1)  # NaN: no activity at all
+    """next_best_action of each row (columns days_since_last_session, recency_days, tier_downgraded_30d).
+    The rows may be one object-typed row of the real-time service, whose NULLs are pd.NA: hence to_numeric."""
+    since = rows[["days_since_last_session", "recency_days"]].apply(pd.to_numeric, errors="coerce").astype(float)
+    since = since.min(axis=1)  # NaN: no session and no order at all
     lapsed = (since.isna() | (since > horizon_days)).to_numpy()
-    downgraded = rows.tier_downgraded_30d.astype(int).to_numpy() == 1
+    downgraded = pd.to_numeric(rows.tier_downgraded_30d, errors="coerce").fillna(0).to_numpy() == 1
     return next_best_action(band, lapsed, downgraded, np.asarray(value, dtype=float), high_value)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spark_ml.churn import compiled, explain, model, realtime, training_set
+from spark_ml.churn import compiled, explain, model, realtime, score, training_set
 
 pytestmark = pytest.mark.unit
 
@@ -113,3 +113,16 @@ def test_the_compiled_model_scores_and_explains_exactly_as_the_model_does():
     many_p, many_margin, many_phi = cm.explain_many(explain.margin_model(fitted)._preprocess_X(Xt, reset=False))
     assert np.abs(many_p - p).max() < 1e-12 and np.abs(many_phi - phi.to_numpy()).max() < 1e-12
     assert np.abs(many_margin - (base + phi.sum(axis=1).to_numpy())).max() < 1e-12
+
+
+def test_the_action_of_one_object_row_with_clickhouse_nulls_equals_the_batchs():
+    """The service hands score.actions one row of mixed types whose NULLs are pd.NA (clickhouse-connect's
+    nullable columns); the batch hands it typed columns. Both give the same action (a 500 in CI before)."""
+    typed = pd.DataFrame({"days_since_last_session": pd.array([pd.NA, 40, pd.NA, 2], dtype="Float64"),
+                          "recency_days": pd.array([pd.NA, pd.NA, 5, pd.NA], dtype="Float64"),
+                          "tier_downgraded_30d": pd.array([0, 0, 1, 0], dtype="UInt8"),
+                          "country": ["DE", "FR", "DE", "US"]})
+    band, value = ["high", "high", "high", "medium"], [10.0, 10.0, 500.0, 10.0]
+    batch = score.actions(typed, band, value, 30, 100.0)
+    one = [score.actions(typed.iloc[i].to_frame().T, [band[i]], [value[i]], 30, 100.0)[0] for i in range(4)]
+    assert list(batch) == one == [score.ACTIONS[0], score.ACTIONS[0], score.ACTIONS[1], score.ACTIONS[4]]
