@@ -16,6 +16,7 @@ pins cachetools below what the spark environment resolves).
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import requests
@@ -115,3 +116,24 @@ def service(settings: Settings) -> Service:
         environment=environment(settings),
         stop_wait_seconds=20,
     )
+
+
+def main(argv: list[str]) -> int:
+    """`python -m stack.mlflow provision`: create the churn model's login (compose's mlflow-init runs it; the
+    local stack calls provision() when MLflow is healthy)."""
+    from platform_common import config
+    if argv != ["provision"]:
+        print("usage: python -m stack.mlflow provision", file=sys.stderr)
+        return 2
+    try:
+        settings = config.load()
+        provision(settings)
+    except (StackError, requests.RequestException) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    print(f"mlflow: user {settings['MLFLOW_CHURN_USER']} is provisioned")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
