@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from platform_common.config import Settings
 from spark_ml.churn import backtest, drift, metrics, model, registry, training_set
@@ -78,15 +79,16 @@ def train(settings: Settings, client, source: str = training_set.DEFAULT_SOURCE,
     X, y = training_set.features(rows), training_set.labels(rows)
     t_read = time.perf_counter() - t0
     splits = training_set.rolling_splits(rows.cutoff_date)
-    result = backtest.backtest(X, y, splits, models(seed))
-    summary = result.summary()
-    t_backtest = time.perf_counter() - t0 - t_read
+    with threadpool_limits(limits=int(settings["CHURN_TRAIN_THREADS"]), user_api="openmp"):  # .env.example: why
+        result = backtest.backtest(X, y, splits, models(seed))
+        summary = result.summary()
+        t_backtest = time.perf_counter() - t0 - t_read
 
-    fit, cal = training_set.final_split(rows.cutoff_date)
-    fitted = model.gbt(seed).fit(X.iloc[fit], y[fit])
-    shipped = model.calibrate(fitted, X.iloc[cal], y[cal])
-    reference = drift.reference(X, shipped.predict_proba(X)[:, 1])  # every training row: what scoring is compared with
-    t_fit = time.perf_counter() - t0 - t_read - t_backtest
+        fit, cal = training_set.final_split(rows.cutoff_date)
+        fitted = model.gbt(seed).fit(X.iloc[fit], y[fit])
+        shipped = model.calibrate(fitted, X.iloc[cal], y[cal])
+        reference = drift.reference(X, shipped.predict_proba(X)[:, 1])  # every training row: scoring's comparison
+        t_fit = time.perf_counter() - t0 - t_read - t_backtest
 
     # The backtests' figures are those of their test predictions pooled (every test block once): per block,
     # a few hundred rows of a demo make ECE mostly noise. The mean over blocks is logged beside them.
