@@ -84,18 +84,25 @@ def healthy(settings: Settings) -> bool:
         return False
 
 
+# (user, password) settings of the logins provision() creates
+USERS = (("MLFLOW_CHURN_USER", "MLFLOW_CHURN_PASSWORD"), ("MLFLOW_CHURN_API_USER", "MLFLOW_CHURN_API_PASSWORD"))
+
+
 def provision(settings: Settings) -> None:
-    """The churn model's own login (MLFLOW_CHURN_USER): it creates its experiment and registered model and
-    so manages only those (basic auth's default for other users' objects is NO_PERMISSIONS). Idempotent."""
+    """The churn model's own login (MLFLOW_CHURN_USER: it creates its experiment and registered model and so
+    manages only those; basic auth's default for other users' objects is NO_PERMISSIONS) and the real-time
+    service's (MLFLOW_CHURN_API_USER: nothing of its own, READ where the churn login grants it). Idempotent."""
     admin = (settings["MLFLOW_ADMIN_USER"], settings["MLFLOW_ADMIN_PASSWORD"])
-    user = settings["MLFLOW_CHURN_USER"]
-    got = requests.get(f"{url(settings)}/api/2.0/mlflow/users/get", params={"username": user}, auth=admin, timeout=10)
-    if got.status_code == 200:
-        return
-    made = requests.post(f"{url(settings)}/api/2.0/mlflow/users/create", auth=admin, timeout=10,
-                         json={"username": user, "password": settings["MLFLOW_CHURN_PASSWORD"]})
-    if made.status_code != 200:
-        raise StackError(f"mlflow: could not create user {user}: HTTP {made.status_code} {made.text[:200]}")
+    for user_setting, password_setting in USERS:
+        user = settings[user_setting]
+        got = requests.get(f"{url(settings)}/api/2.0/mlflow/users/get", params={"username": user}, auth=admin,
+                           timeout=10)
+        if got.status_code == 200:
+            continue
+        made = requests.post(f"{url(settings)}/api/2.0/mlflow/users/create", auth=admin, timeout=10,
+                             json={"username": user, "password": settings[password_setting]})
+        if made.status_code != 200:
+            raise StackError(f"mlflow: could not create user {user}: HTTP {made.status_code} {made.text[:200]}")
 
 
 def service(settings: Settings) -> Service:
@@ -119,7 +126,7 @@ def service(settings: Settings) -> Service:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m stack.mlflow provision`: create the churn model's login (compose's mlflow-init runs it; the
+    """`python -m stack.mlflow provision`: create the churn logins (compose's mlflow-init runs it; the
     local stack calls provision() when MLflow is healthy)."""
     from platform_common import config
     if argv != ["provision"]:
@@ -131,7 +138,7 @@ def main(argv: list[str]) -> int:
     except (StackError, requests.RequestException) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
-    print(f"mlflow: user {settings['MLFLOW_CHURN_USER']} is provisioned")
+    print(f"mlflow: users {', '.join(settings[u] for u, _ in USERS)} are provisioned")
     return 0
 
 

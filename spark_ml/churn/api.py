@@ -65,7 +65,7 @@ class State:
         try:
             current = self.snapshot
             if current is not None:
-                champion = registry.champion(registry.connect(self.settings), self.model_name)
+                champion = registry.champion(registry.connect(self.settings, reader=True), self.model_name)
                 version = str(champion[0].version) if champion else None
                 if (version, *realtime.source_key(ch, self.source)) == current.key:
                     return

@@ -203,7 +203,7 @@ def load(settings, ch, source: str, model_name: str) -> Snapshot | None:
     """The champion and the scoring rows of `source`, or None when there is no champion yet."""
     import mlflow
 
-    client = registry.connect(settings)
+    client = registry.connect(settings, reader=True)
     current = registry.champion(client, model_name)
     if current is None:
         return None

@@ -1,7 +1,8 @@
 """MLflow for the churn model: the packaged model, the login, and the promotion gate to `@champion`.
 
 The stack's MLflow server (stack/mlflow.py) tracks every training run and holds the registry. The
-churn jobs sign in as MLFLOW_CHURN_USER, which manages only what it creates. A model version becomes
+churn jobs sign in as MLFLOW_CHURN_USER, which manages only what it creates, and grant READ on the model and
+its experiment to MLFLOW_CHURN_API_USER, the real-time service's login (grant_reader). A model version becomes
 `@champion` only through `gate()`: its backtest ROC-AUC is not below the current champion's and its
 backtest ECE is at most MAX_ECE. The decision is logged on the run and on the model version either way.
 """
@@ -20,16 +21,39 @@ AUC_METRIC = "backtest_roc_auc"   # of the shipped model (gbt, calibrated), mean
 ECE_METRIC = "backtest_ece"
 
 
-def connect(settings: Settings):
-    """Point the mlflow client at the stack's server with the churn login; returns an MlflowClient."""
+def _uri(settings: Settings) -> str:
+    return f"http://{settings['MLFLOW_HOST']}:{settings['MLFLOW_PORT']}"
+
+
+def connect(settings: Settings, reader: bool = False):
+    """Point the mlflow client at the stack's server with the churn login (reader: the real-time service's
+    read-only one); returns an MlflowClient. The login is process-wide (mlflow reads it from the environment)."""
     import mlflow
     from mlflow import MlflowClient
 
-    os.environ["MLFLOW_TRACKING_USERNAME"] = settings["MLFLOW_CHURN_USER"]
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = settings["MLFLOW_CHURN_PASSWORD"]
-    uri = f"http://{settings['MLFLOW_HOST']}:{settings['MLFLOW_PORT']}"
-    mlflow.set_tracking_uri(uri)
-    return MlflowClient(uri)
+    user = "MLFLOW_CHURN_API_USER" if reader else "MLFLOW_CHURN_USER"
+    os.environ["MLFLOW_TRACKING_USERNAME"] = settings[user]
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = settings[user.replace("_USER", "_PASSWORD")]
+    mlflow.set_tracking_uri(_uri(settings))
+    return MlflowClient(_uri(settings))
+
+
+def grant_reader(settings: Settings, client, name: str, experiment: str | None = None) -> None:
+    """READ on registered model `name` and on its experiment (`experiment`, default the same name) for
+    MLFLOW_CHURN_API_USER, as the churn login that manages both. Idempotent: an existing grant is kept."""
+    import requests
+
+    auth, reader = (settings["MLFLOW_CHURN_USER"], settings["MLFLOW_CHURN_PASSWORD"]), settings["MLFLOW_CHURN_API_USER"]
+    grants = [("registered-models", {"name": name})]
+    found = client.get_experiment_by_name(experiment or name)
+    if found is not None:
+        grants.append(("experiments", {"experiment_id": found.experiment_id}))
+    for kind, key in grants:
+        made = requests.post(f"{_uri(settings)}/api/2.0/mlflow/{kind}/permissions/create", auth=auth, timeout=30,
+                             json={**key, "username": reader, "permission": "READ"})
+        if made.status_code != 200 and "RESOURCE_ALREADY_EXISTS" not in made.text:
+            raise RuntimeError(f"mlflow: could not grant {reader} READ on {kind} {key}: HTTP {made.status_code} "
+                               f"{' '.join(made.text.split())[:200]}")
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,7 @@ def score(settings, client, source: str = training_set.DEFAULT_SOURCE, model_nam
         raise ScoreError(f"MLflow model {model_name} has no @{registry.ALIAS}; train one with "
                          "`python -m spark_ml churn-train` (or pass --train-if-no-champion)")
     version = current[0].version
+    registry.grant_reader(settings, mlclient, model_name)  # also for a model trained before the service had a login
     loaded = mlflow.pyfunc.load_model(f"models:/{model_name}@{registry.ALIAS}")
     churn_model = loaded.unwrap_python_model()
     rows = training_set.read(client, source, training=False, customer_prefix=customer_prefix)

@@ -124,6 +124,7 @@ def train(settings: Settings, client, source: str = training_set.DEFAULT_SOURCE,
                                        registered_model_name=model_name,
                                        pip_requirements=["scikit-learn==1.7.2", "pandas==2.3.3", "numpy==2.3.5"])
         version = str(info.registered_model_version)
+        registry.grant_reader(settings, mlclient, model_name, experiment)  # the real-time service reads it
         now = int(time.time() * 1000)
         logged = [Metric(k, v, now, 0) for k, v in figures.items()]
         logged += [Metric(f"fold_{m}", float(getattr(score, m)), now, int(score.fold))

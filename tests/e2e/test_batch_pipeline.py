@@ -441,3 +441,18 @@ def test_real_time_scores_equal_the_batch_and_follow_new_activity(batch, churn_a
         got = session.post(f"{url}/v1/churn/score", json=body, headers=headers, timeout=10)
         assert got.status_code == status, got.text
         assert "\n" not in got.text and got.json()["error"].startswith(message), got.text
+
+
+def test_the_real_time_service_reads_the_model_with_a_login_that_cannot_change_it(batch, churn_api):
+    """churn-api loaded this test's champion as MLFLOW_CHURN_API_USER (the fixture waits for it): that login reads
+    the registered model, and moving its alias or deleting it is refused; the churn login may do both."""
+    settings, name = churn_api["settings"], f"churn_model_{batch['scope']}"
+    base = f"http://{settings['MLFLOW_HOST']}:{settings['MLFLOW_PORT']}/api/2.0/mlflow/registered-models"
+    reader = (settings["MLFLOW_CHURN_API_USER"], settings["MLFLOW_CHURN_API_PASSWORD"])
+    got = requests.get(f"{base}/get", params={"name": name}, auth=reader, timeout=30)
+    assert got.status_code == 200 and got.json()["registered_model"]["name"] == name, got.text
+    alias = {"name": name, "alias": "champion", "version": batch["shifted"]["version"]}
+    assert requests.post(f"{base}/alias", json=alias, auth=reader, timeout=30).status_code == 403
+    assert requests.delete(f"{base}/delete", json={"name": name}, auth=reader, timeout=30).status_code == 403
+    owner = (settings["MLFLOW_CHURN_USER"], settings["MLFLOW_CHURN_PASSWORD"])
+    assert requests.post(f"{base}/alias", json=alias, auth=owner, timeout=30).status_code == 200
