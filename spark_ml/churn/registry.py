@@ -19,6 +19,7 @@ ALIAS = "champion"
 MAX_ECE = 0.05
 AUC_METRIC = "backtest_roc_auc"   # of the shipped model (gbt, calibrated), mean over the rolling backtests
 ECE_METRIC = "backtest_ece"
+GRANT_ENDPOINT = "/api/3.0/mlflow/users/permissions/grant"  # mlflow.server.auth.routes.GRANT_USER_PERMISSION
 
 
 def _uri(settings: Settings) -> str:
@@ -40,20 +41,29 @@ def connect(settings: Settings, reader: bool = False):
 
 def grant_reader(settings: Settings, client, name: str, experiment: str | None = None) -> None:
     """READ on registered model `name` and on its experiment (`experiment`, default the same name) for
-    MLFLOW_CHURN_API_USER, as the churn login that manages both. Idempotent: an existing grant is kept."""
-    import requests
+    MLFLOW_CHURN_API_USER, as the login connect() signed in with (the churn login, which manages both).
+    Idempotent: an existing grant is kept. MLflow 3's unified grant API (users/permissions/grant)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
 
-    auth, reader = (settings["MLFLOW_CHURN_USER"], settings["MLFLOW_CHURN_PASSWORD"]), settings["MLFLOW_CHURN_API_USER"]
-    grants = [("registered-models", {"name": name})]
+    reader = settings["MLFLOW_CHURN_API_USER"]
+    grants = [("registered_model", name)]
     found = client.get_experiment_by_name(experiment or name)
     if found is not None:
-        grants.append(("experiments", {"experiment_id": found.experiment_id}))
-    for kind, key in grants:
-        made = requests.post(f"{_uri(settings)}/api/2.0/mlflow/{kind}/permissions/create", auth=auth, timeout=30,
-                             json={**key, "username": reader, "permission": "READ"})
-        if made.status_code != 200 and "RESOURCE_ALREADY_EXISTS" not in made.text:
-            raise RuntimeError(f"mlflow: could not grant {reader} READ on {kind} {key}: HTTP {made.status_code} "
-                               f"{' '.join(made.text.split())[:200]}")
+        grants.append(("experiment", found.experiment_id))
+    # mlflow-skinny lacks mlflow.server.auth.client (it imports flask): its two calls, with the client's own
+    # HTTP layer (retries, the login from the environment, MlflowException on an error)
+    creds = get_default_host_creds(_uri(settings))
+    for resource_type, resource_id in grants:
+        try:
+            verify_rest_response(http_request(creds, GRANT_ENDPOINT, "POST", json={
+                "username": reader, "resource_type": resource_type, "resource_id": resource_id,
+                "permission": "READ"}), GRANT_ENDPOINT)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise RuntimeError(f"mlflow: could not grant {reader} READ on {resource_type} {resource_id}: "
+                                   f"{' '.join(str(exc).split())[:200]}") from exc
 
 
 @dataclass(frozen=True)
