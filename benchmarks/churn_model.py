@@ -122,13 +122,10 @@ def simulator_figures(args, console) -> dict | None:
         source = f"{schema}.churn_features"
         rows = training_set.read(client, source, training=True)
         X, y = training_set.features(rows), training_set.labels(rows)
-        splits = training_set.rolling_splits(rows.cutoff_date)
+        trained = train.fit(X, y, rows.cutoff_date, args.seed, args.jobs)
+        result, shipped, splits = trained.result, trained.shipped, trained.splits
+        fit_s = trained.timings["fits_s"]
         with threadpool_limits(limits=args.threads, user_api="openmp"):
-            result = backtest.backtest(X, y, splits, train.models(args.seed))
-            fit, cal = training_set.final_split(rows.cutoff_date)
-            t1 = time.perf_counter()
-            shipped = model.calibrate(model.gbt(args.seed).fit(X.iloc[fit], y[fit]), X.iloc[cal], y[cal])
-            fit_s = time.perf_counter() - t1
             scoring = training_set.read(client, source, training=False)
             t1 = time.perf_counter()
             Xs = training_set.features(scoring)
@@ -154,7 +151,8 @@ def simulator_figures(args, console) -> dict | None:
     for name, figs in pooled.items():
         table.add_row(name + (" (shipped)" if name == "gbt" else ""), *(f"{figs[m]:.3f}" for m in METRICS))
     table.caption = (f"labels vs the hidden churn dates: {left_by_end[y == 1].mean():.1%} of rows labelled churned had "
-                     f"left by the end of their window; fit {fit_s:.1f} s, scoring {len(p):,} customers with reasons "
+                     f"left by the end of their window; "
+                     f"every fit (backtests, shipped model; {args.jobs} job(s)) {fit_s:.1f} s, scoring {len(p):,} customers with reasons "
                      f"{score_s:.1f} s; rows prepared in {prepare_s:.0f} s (simulate {prepared['simulate_s']} s, "
                      f"dbt {prepared['dbt_s']} s)")
     console.print(table)
@@ -206,24 +204,28 @@ def synthetic_rows(n: int, seed: int, cutoffs: int = 1) -> pd.DataFrame:
     return rows
 
 
-def scale_figures(customers: int, seed: int, console) -> dict:
-    """Training at the row cap that `customers` customers reach, and scoring all of them, on synthetic rows
+def scale_figures(customers: int, seed: int, jobs: int, baseline_jobs: int, console) -> dict:
+    """Training at the row cap that `customers` customers reach (with `jobs` worker processes, and with
+    `baseline_jobs` as the baseline in the same process; 0: none), and scoring all of them, on synthetic rows
     with the platform's code (no ClickHouse, MLflow or Iceberg I/O): seconds and the process's peak memory."""
     import resource
 
-    from spark_ml.churn import drift, score, train, training_set
+    from spark_ml.churn import score, train, training_set
 
     cutoffs = 28  # churn_cutoffs: every customer active at each cutoff → customers × 28 training rows
     training_rows = min(customers * cutoffs, training_set.MAX_TRAINING_ROWS)
     rows = synthetic_rows(training_rows, seed, cutoffs).sort_values("cutoff_date", kind="stable")
-    t0 = time.perf_counter()
     X, y = training_set.features(rows), training_set.labels(rows)
-    backtest.backtest(X, y, training_set.rolling_splits(rows.cutoff_date), train.models(seed))
-    fit, cal = training_set.final_split(rows.cutoff_date)
-    fitted = model.gbt(seed).fit(X.iloc[fit], y[fit])
-    shipped = model.calibrate(fitted, X.iloc[cal], y[cal])
-    drift.reference(X, shipped.predict_proba(X)[:, 1])
-    train_s = time.perf_counter() - t0
+    runs = {}
+    for n in dict.fromkeys(j for j in (baseline_jobs, jobs) if j > 0):  # the baseline first
+        t0 = time.perf_counter()
+        trained = train.fit(X, y, rows.cutoff_date, seed, n)
+        runs[n] = {"train_s": time.perf_counter() - t0, **trained.timings,
+                   "backtest_gbt_auc": float(trained.result.summary().loc[("gbt", model.CALIBRATION), ("roc_auc", "mean")])}
+    if baseline_jobs in runs and jobs != baseline_jobs:
+        runs[jobs]["speedup"] = runs[baseline_jobs]["train_s"] / runs[jobs]["train_s"]
+    train_s = runs[jobs]["train_s"]
+    shipped = trained.shipped
     del rows, X, y
 
     scoring = synthetic_rows(customers, seed + 1)
@@ -239,8 +241,11 @@ def scale_figures(customers: int, seed: int, console) -> dict:
     table = Table(title=f"the churn model at {customers:,} customers (synthetic rows, the platform's code, no I/O)")
     for column in ("step", "rows", "seconds", "target"):
         table.add_column(column, justify="left" if column == "step" else "right")
-    table.add_row("train: 3 rolling backtests (GBT, logistic, recency), final fit, calibration, drift reference",
-                  f"{training_rows:,}", f"{train_s:.1f}", f"< {TARGET_TRAIN_1M_S:.0f}")
+    for n, run in runs.items():
+        speedup = run.get("speedup")
+        table.add_row(f"train, {n} job(s): 3 rolling backtests (GBT, logistic, recency), the shipped model's fit and "
+                      f"calibration, drift reference" + (f" ({speedup:.2f}x the {baseline_jobs}-job run)" if speedup else ""),
+                      f"{training_rows:,}", f"{run['train_s']:.1f}", f"< {TARGET_TRAIN_1M_S:.0f}" if n == jobs else "")
     table.add_row("score: p and exact contributions (compiled model)", f"{customers:,}", f"{t_explain:.1f}", "")
     table.add_row("score: top 3 reasons in words", f"{customers:,}", f"{t_reasons:.1f}", "")
     table.add_row("score: all (with revenue, bands, next best action, the output table)", f"{customers:,}",
@@ -251,7 +256,8 @@ def scale_figures(customers: int, seed: int, console) -> dict:
     console.print(table)
     return {"train_1m_s" if customers == 1_000_000 else "train_s": train_s,
             "score_1m_s" if customers == 1_000_000 else "score_s": score_s,
-            "scale": {"customers": customers, "training_rows": training_rows, "explain_s": t_explain,
+            "scale": {"customers": customers, "training_rows": training_rows, "jobs": jobs,
+                      "train_runs": {str(n): run for n, run in runs.items()}, "explain_s": t_explain,
                       "reasons_s": t_reasons, "peak_rss_gib": peak_gib}}
 
 
@@ -312,7 +318,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="OpenMP threads of the GBT")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="OpenMP threads of the GBT (Telco part)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count(),
+                        help="worker processes of the platform's training (CHURN_TRAIN_JOBS; simulator and scale parts)")
+    parser.add_argument("--baseline-jobs", type=int, default=1,
+                        help="the scale part's training also with this many jobs, as the baseline (0: skip)")
     parser.add_argument("--sim-customers", type=int, default=3000, help="simulated customers (0: skip that part)")
     parser.add_argument("--sim-days", type=int, default=90, help="days of simulated history")
     parser.add_argument("--realtime-requests", type=int, default=10_000, help="requests to churn-api (0: skip)")
@@ -420,7 +430,7 @@ def main() -> int:
         figures.update(simulator_figures(args, console) or {})
     if args.scale_customers > 0:
         with threadpool_limits(limits=args.threads, user_api="openmp"):
-            figures.update(scale_figures(args.scale_customers, args.seed, console))
+            figures.update(scale_figures(args.scale_customers, args.seed, args.jobs, args.baseline_jobs, console))
         figures["targets"].update(train_1m_s=TARGET_TRAIN_1M_S, score_1m_s=TARGET_SCORE_1M_S)
     if args.realtime_requests > 0:
         figures.update(realtime_figures(settings, args.realtime_requests, args.seed, console) or {})

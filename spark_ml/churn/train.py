@@ -5,13 +5,15 @@
 1. Training rows from ClickHouse (spark_ml.churn.training_set), split by cutoff date.
 2. Rolling backtests: the gradient-boosted model (calibrated) against logistic regression and recency
    alone, each fitted, calibrated and tested on its own time blocks (spark_ml.churn.backtest).
-3. The shipped model: fitted on all blocks but the newest, calibrated on the newest.
+3. The shipped model: fitted on all blocks but the newest, calibrated on the newest. Its fit and the
+   backtests' are independent: CHURN_TRAIN_JOBS of them run at once (fit()).
 4. One MLflow run: parameters, every backtest metric, calibration and lift plots, the model (registered).
 5. The gate (spark_ml.churn.registry.gate) against the current @champion; promoted, it becomes @champion.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -66,6 +68,34 @@ def calibration_rows(predictions, model_name: str, version: str, run_id: str) ->
             for b, r in grouped.iterrows()]
 
 
+@dataclass(frozen=True)
+class Trained:
+    result: backtest.Result       # the rolling backtests of every model in models()
+    shipped: object               # the GBT fitted on fit_rows, calibrated on calibration_rows
+    reference: dict               # drift.reference of every training row
+    splits: list
+    fit_rows: np.ndarray
+    calibration_rows: np.ndarray
+    timings: dict                 # fits_s (backtests and the shipped model, `jobs` at once), reference_s
+
+
+def fit(X, y, cutoffs, seed: int = 42, jobs: int = 1) -> Trained:
+    """The backtests and the shipped model, from point-in-time rows (X, y) and their cutoff dates: every fit is
+    independent, so all of them run `jobs` at a time (backtest.fit_all); the drift reference after."""
+    t0 = time.perf_counter()
+    splits = training_set.rolling_splits(cutoffs)
+    fit_rows, cal = training_set.final_split(cutoffs)
+    fits = backtest.fits_of(splits, models(seed))
+    fits.append(backtest.Fit("shipped", -1, model.gbt(seed), backtest.Split(fit_rows, cal, np.empty(0, dtype=int))))
+    with threadpool_limits(limits=1, user_api="openmp"):  # in this process too (calibration, the reference)
+        done = backtest.fit_all(X, y, fits, jobs)
+        shipped = done[-1].variants[model.CALIBRATION]
+        fits_s = time.perf_counter() - t0
+        reference = drift.reference(X, shipped.predict_proba(X)[:, 1])  # every training row: scoring's comparison
+    return Trained(backtest.result(y, done[:-1]), shipped, reference, splits, fit_rows, cal,
+                   {"fits_s": fits_s, "reference_s": time.perf_counter() - t0 - fits_s})
+
+
 def train(settings: Settings, client, source: str = training_set.DEFAULT_SOURCE, model_name: str = registry.MODEL_NAME,
           experiment: str = registry.EXPERIMENT, customer_prefix: str | None = None, seed: int = 42,
           horizon_days: int = 30) -> dict:
@@ -78,17 +108,10 @@ def train(settings: Settings, client, source: str = training_set.DEFAULT_SOURCE,
     rows = training_set.read(client, source, training=True, customer_prefix=customer_prefix)
     X, y = training_set.features(rows), training_set.labels(rows)
     t_read = time.perf_counter() - t0
-    splits = training_set.rolling_splits(rows.cutoff_date)
-    with threadpool_limits(limits=int(settings["CHURN_TRAIN_THREADS"]), user_api="openmp"):  # .env.example: why
-        result = backtest.backtest(X, y, splits, models(seed))
-        summary = result.summary()
-        t_backtest = time.perf_counter() - t0 - t_read
-
-        fit, cal = training_set.final_split(rows.cutoff_date)
-        fitted = model.gbt(seed).fit(X.iloc[fit], y[fit])
-        shipped = model.calibrate(fitted, X.iloc[cal], y[cal])
-        reference = drift.reference(X, shipped.predict_proba(X)[:, 1])  # every training row: scoring's comparison
-        t_fit = time.perf_counter() - t0 - t_read - t_backtest
+    trained = fit(X, y, rows.cutoff_date, seed, int(settings["CHURN_TRAIN_JOBS"]))
+    result, shipped, reference, splits, fit_rows, cal = (trained.result, trained.shipped, trained.reference,
+                                                         trained.splits, trained.fit_rows, trained.calibration_rows)
+    summary = result.summary()
 
     # The backtests' figures are those of their test predictions pooled (every test block once): per block,
     # a few hundred rows of a demo make ECE mostly noise. The mean over blocks is logged beside them.
@@ -114,7 +137,7 @@ def train(settings: Settings, client, source: str = training_set.DEFAULT_SOURCE,
         params = {"source": source, "horizon_days": horizon_days, "seed": seed,
                   "features": ",".join(training_set.FEATURES), "calibration": model.CALIBRATION,
                   "cutoffs": f"{rows.cutoff_date.min():%Y-%m-%d}..{rows.cutoff_date.max():%Y-%m-%d}",
-                  "fit_cutoffs": training_set.cutoff_range(rows, fit),
+                  "fit_cutoffs": training_set.cutoff_range(rows, fit_rows),
                   "calibration_cutoffs": training_set.cutoff_range(rows, cal),
                   "best_baseline": baseline, **{f"gbt_{k}": v for k, v in model.GBT_PARAMS.items()}}
         # the model before the metrics: log_model links every metric already on the run to the model, one
@@ -145,6 +168,6 @@ def train(settings: Settings, client, source: str = training_set.DEFAULT_SOURCE,
             "gate": decision.reason, "roc_auc": auc, "ece": ece, "best_baseline": baseline,
             "best_baseline_roc_auc": figures["best_baseline_roc_auc"], "training_rows": len(y),
             "churn_rate": float(y.mean()), "backtests": len(splits),
-            "timings": {"read_s": round(t_read, 2), "backtest_s": round(t_backtest, 2), "fit_s": round(t_fit, 2),
-                        "mlflow_s": round(time.perf_counter() - t0 - t_read - t_backtest - t_fit, 2),
+            "timings": {"read_s": round(t_read, 2), **{k: round(v, 2) for k, v in trained.timings.items()},
+                        "mlflow_s": round(time.perf_counter() - t0 - t_read - sum(trained.timings.values()), 2),
                         "total_s": round(time.perf_counter() - t0, 2)}}

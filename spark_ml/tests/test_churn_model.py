@@ -317,6 +317,24 @@ def test_time_splits_fit_before_calibration_before_test():
         training_set.rolling_splits(days[:6])
 
 
+def test_parallel_fits_equal_sequential_ones():
+    """CHURN_TRAIN_JOBS changes how fast training runs, never what it gives: 2 worker processes give the
+    figures, predictions and shipped model of 1 job (fits run largest first, results come back in order)."""
+    from spark_ml.churn import train, training_set
+
+    X, y = _mixed_frame(1500)
+    X = X.rename(columns={"tenure": training_set.RECENCY})
+    cutoffs = pd.Series(np.repeat(pd.date_range("2026-01-01", periods=10), 150))
+    one, two = (train.fit(X, y, cutoffs, seed=3, jobs=jobs) for jobs in (1, 2))
+    assert list(one.result.scores.model.unique()) == ["gbt", "logistic", "recency"]
+    assert sorted(one.result.scores.fold.unique()) == [0, 1, 2]
+    pd.testing.assert_frame_equal(one.result.scores.drop(columns="fit_s"), two.result.scores.drop(columns="fit_s"))
+    pd.testing.assert_frame_equal(one.result.predictions, two.result.predictions)
+    np.testing.assert_array_equal(one.shipped.predict_proba(X), two.shipped.predict_proba(X))
+    assert one.reference.keys() == two.reference.keys()
+    assert set(one.timings) == {"fits_s", "reference_s"}
+
+
 def test_next_best_action_rules():
     from spark_ml.churn import score
 
