@@ -77,8 +77,10 @@ test: setup ## lint, then every test suite (starts the stack if needed; stops it
 test-unit: $(VENV)/.synced ## unit tests only (no services)
 	@$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
+# benchmarks run as modules from the repository's root (python -m benchmarks.NAME), as tests/unit/test_benchmarks.py does
+BENCH_HELPERS := benchmarks/__init__.py benchmarks/results.py benchmarks/spark_venv.py
 bench: setup ## run the benchmarks and print their tables (b=<name> for one, e.g. b=clickhouse_http)
-	@for f in $(if $(b),benchmarks/$(b).py,$(filter-out benchmarks/__init__.py,$(wildcard benchmarks/*.py))); do echo "== $$f"; $(PY) $$f || exit 1; done
+	@for f in $(if $(b),benchmarks/$(b).py,$(filter-out $(BENCH_HELPERS),$(wildcard benchmarks/*.py))); do echo "== $$f"; $(PY) -m benchmarks.$$(basename $$f .py) || exit 1; done
 
 # The platform's main job, end to end on the local stack: simulated customers and 60 days of events
 # through Kafka → Flink → PostgreSQL → Debezium → ClickHouse, then the Airflow pipeline (dbt → Iceberg →
