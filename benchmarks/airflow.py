@@ -76,7 +76,10 @@ STAGES = [("freshness check", lambda t: t == "check_cdc_freshness"),
           ("export to Iceberg", lambda t: t == "export_features"),
           ("segment (Spark K-Means)", lambda t: t == "segment"),
           ("load segments to ClickHouse", lambda t: t == "load_segments"),
-          ("refresh dashboards", lambda t: t == "refresh_dashboards")]
+          ("refresh dashboards", lambda t: t == "refresh_dashboards"),
+          # beside the segmentation; the first run of a platform also trains the model (no @champion yet)
+          ("score churn (and train if no champion)", lambda t: t == "score_churn"),
+          ("churn drift alerts", lambda t: t == "churn_drift_alerts")]
 
 
 def pipeline(client: airflow.Client, run: bool) -> tuple[str, float, list[tuple[str, float, float, float]], dict]:
