@@ -30,7 +30,7 @@ def main() -> int:
     from .engine import DataDirLocked, Engine
 
     try:
-        eng = Engine(cfg.data_dir)
+        eng = Engine(cfg.data_dir, cfg.max_memory_percent)
     except DataDirLocked as exc:
         print(f"clickhouse_server: {exc}", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ class Config:
     max_body_bytes: int
     workers: int  # threads that run chDB calls (one per concurrent query)
     graceful_timeout: int
+    max_memory_percent: int  # of the machine's RAM, for all queries together (chDB's max_server_memory_usage_to_ram_ratio)
 
 
 def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -68,4 +69,5 @@ def load(env: dict[str, str] | None = None) -> Config:
         max_body_bytes=_int(env, "CLICKHOUSE_MAX_BODY_BYTES", 512 * 1024 * 1024, 1, 1 << 40),
         workers=_int(env, "CLICKHOUSE_WORKERS", 64, 2, 1024),
         graceful_timeout=_int(env, "CLICKHOUSE_GRACEFUL_TIMEOUT", 30, 0, 3600),
+        max_memory_percent=_int(env, "CLICKHOUSE_MAX_MEMORY_PERCENT", 40, 5, 95),
     )

@@ -58,7 +58,7 @@ class Output:
 
 
 class Engine:
-    def __init__(self, data_dir: str):
+    def __init__(self, data_dir: str, max_memory_percent: int = 40):
         os.makedirs(data_dir, exist_ok=True)
         # chDB refuses a second process only with an obscure error (or not at all); take an
         # advisory lock so the second server stops with one clear line.
@@ -68,14 +68,20 @@ class Engine:
         except BlockingIOError:
             os.close(self._lock_fd)
             raise DataDirLocked(f"another process already owns the chDB data directory {data_dir}") from None
+        # chDB's default bound is 90% of RAM, as if it were alone on the machine; beside the stack's other
+        # services a 1M-customer dbt build grew it past what was free and the kernel killed it. Under
+        # this bound, big GROUP BYs, sorts and joins spill to disk (ClickHouse's
+        # max_bytes_ratio_before_external_* settings) and a query that still does not fit fails alone
+        # with MEMORY_LIMIT_EXCEEDED.
         self.data_dir = data_dir
-        self._base = chdb.connect(data_dir)
+        self._dsn = f"{data_dir}?max_server_memory_usage_to_ram_ratio={max_memory_percent / 100}"
+        self._base = chdb.connect(self._dsn)
         row = bytes(self._base.query("SELECT version(), timezone()", "TabSeparated").bytes()).decode()
         self.version, self.timezone = row.rstrip("\n").split("\t")
         errors.VERSION = self.version
 
     def connect(self):
-        return chdb.connect(self.data_dir)
+        return chdb.connect(self._dsn)
 
     def close(self) -> None:
         if self._base is not None:

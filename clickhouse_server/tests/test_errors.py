@@ -165,3 +165,31 @@ def test_missing_configuration_is_one_clear_line(tmp_path, missing):
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and missing in lines[0], p.stderr
+
+
+def test_memory_bound_fails_the_query_not_the_server(tmp_path_factory):
+    """CLICKHOUSE_MAX_MEMORY_PERCENT bounds all queries together: a query needing 1.5x the bound fails
+    with MEMORY_LIMIT_EXCEEDED and the server goes on serving (chDB's default bound, 90% of RAM, had
+    the kernel kill the whole server beside the stack)."""
+    from .conftest import make_server
+    srv = make_server(tmp_path_factory, "chmem", CLICKHOUSE_MAX_MEMORY_PERCENT=5).start()
+    try:
+        assert srv.ok("SELECT value FROM system.server_settings WHERE name = 'max_server_memory_usage_to_ram_ratio'") == "0.05\n"
+        bound = int(srv.ok("SELECT value FROM system.server_settings WHERE name = 'max_server_memory_usage'"))
+        # groupArray keeps every value in memory (it cannot spill): 1.5x the bound in UInt64s
+        r = srv.query(f"SELECT length(groupArray(number)) FROM numbers({bound * 3 // 16})", timeout=120)
+        assert_error(r, 500, 241, "MEMORY_LIMIT_EXCEEDED")
+        still_serving(srv)
+    finally:
+        assert srv.stop() == 0, srv.log()
+
+
+def test_memory_percent_out_of_range_is_one_clear_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKHOUSE_")}
+    env.update({"CLICKHOUSE_DATA_DIR": str(tmp_path), "CLICKHOUSE_USER": "u", "CLICKHOUSE_PASSWORD": "p",
+                "CLICKHOUSE_MAX_MEMORY_PERCENT": "100"})
+    from .conftest import REPO
+    p = subprocess.run([sys.executable, "-m", "clickhouse_server"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert p.stderr.strip() == "clickhouse_server: CLICKHOUSE_MAX_MEMORY_PERCENT=100 is out of range [5, 95]", p.stderr
