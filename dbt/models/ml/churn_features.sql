@@ -129,7 +129,8 @@ customer_cutoffs as (
         arrayLast(x -> x.2 < c.cutoff_date, v.versions)                                        as as_of,
         arrayLast(x -> x.2 < c.cutoff_date - 30, v.versions)                                   as as_of_30d_before,
         if(arrayExists(x -> x.2 < c.cutoff_date, v.versions), as_of, v.versions[1])            as attributes,
-        if(arrayExists(x -> x.2 < c.cutoff_date - 30, v.versions), as_of_30d_before, v.versions[1]) as attributes_30d_before
+        if(arrayExists(x -> x.2 < c.cutoff_date - 30, v.versions),
+           as_of_30d_before, v.versions[1])                                                    as attributes_30d_before
     -- the joins first: they then probe one row per customer, not one per (customer, cutoff)
     from live as l
     left join histories as h on h.customer_id = l.customer_id
