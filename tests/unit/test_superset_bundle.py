@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 import pytest
@@ -76,5 +77,10 @@ def test_compose_runs_superset_after_its_init_jobs():
     assert spec["superset-init"]["depends_on"]["postgres-init"]["condition"] == "service_completed_successfully"
     assert spec["superset"]["depends_on"]["superset-init"]["condition"] == "service_completed_successfully"
     assert spec["superset-dashboards"]["depends_on"]["superset"]["condition"] == "service_healthy"
-    assert spec["superset-dashboards"]["entrypoint"] == ["python", "-m", "stack.superset", "apply"]
+    # the image's environment lacks pydantic-settings (the typed settings): added, pinned as in superset.lock
+    assert spec["superset-dashboards"]["entrypoint"] == ["/bin/sh", "-c"]
+    command = " ".join(" ".join(spec["superset-dashboards"]["command"]).split())
+    pin = re.search(r"^pydantic-settings==\S+", (config.REPO / "requirements" / "superset.lock").read_text(), re.M)
+    assert command == (f"uv pip install -q --python /app/.venv/bin/python {pin.group(0)} "
+                       f"&& exec python -m stack.superset apply")
     assert spec["superset"]["ports"][0]["host_ip"] == "127.0.0.1"
