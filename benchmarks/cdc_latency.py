@@ -46,7 +46,8 @@ def write(settings, customer_id: str, rate: int, seconds: float, batch: int) -> 
     interval = batch / rate
     rows = 0
     started = time.monotonic()
-    with psycopg.connect(settings.postgres_dsn("POSTGRES_STREAM_USER", "POSTGRES_STREAM_PASSWORD")) as conn:
+    with psycopg.connect(settings.postgres_dsn(settings.postgres_stream_user,
+                                               settings.postgres_stream_password)) as conn:
         n = 0
         while time.monotonic() - started < seconds:
             due = started + n * interval
@@ -74,10 +75,10 @@ def main() -> int:
     console = Console()
     ch = clients.clickhouse(settings)
     customer_id = f"bench-cdc-{uuid.uuid4().hex[:10]}"
-    topic = f"{settings['CDC_TOPIC_PREFIX']}.raw.web_events"
+    topic = f"{settings.cdc_topic_prefix}.raw.web_events"
 
     # Kafka arrival times, read by our own consumer from the current end of the topic
-    consumer = Consumer({"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"], "group.id": f"bench-{customer_id}",
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"bench-{customer_id}",
                          "enable.auto.commit": False, "fetch.wait.max.ms": 50})
     parts = kafka.admin(settings).list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1])
@@ -136,7 +137,8 @@ def main() -> int:
                   f"commit; goal p99 < 5 s: {'met' if p99 < 5 else 'NOT met'} (p99 {p99:.2f} s); "
                   f"p99 share Debezium {percentile(to_kafka, 99):.2f} s vs sink {percentile(to_mirror, 99):.2f} s")
     if not args.keep:
-        with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
+        with psycopg.connect(settings.postgres_dsn(settings.postgres_user, settings.postgres_password),
+                             autocommit=True) as conn:
             conn.execute("DELETE FROM raw.web_events WHERE customer_id = %s", (customer_id,))
         # wait for the deletes to pass through CDC too, so a following run does not queue behind them
         deadline = time.monotonic() + 300

@@ -267,7 +267,7 @@ def realtime_figures(settings, requests_n: int, seed: int, console) -> dict | No
 
     from platform_common import clients
 
-    url = f"http://{settings['CHURN_API_HOST']}:{settings['CHURN_API_PORT']}"
+    url = f"http://{settings.churn_api_host}:{settings.churn_api_port}"
     try:
         health = requests.get(f"{url}/health", timeout=3).json()
     except requests.RequestException:
@@ -276,7 +276,7 @@ def realtime_figures(settings, requests_n: int, seed: int, console) -> dict | No
     if not health.get("model_version"):
         console.print("[yellow]real time skipped: churn-api has no @champion yet (make demo trains one)[/]")
         return None
-    ch = clients.clickhouse(settings, "CLICKHOUSE_BI_USER", "CLICKHOUSE_BI_PASSWORD")
+    ch = clients.clickhouse(settings, settings.clickhouse_bi_user, settings.clickhouse_bi_password)
     batch = dict(ch.query("SELECT customer_id, p_churn FROM ml.churn_scores_latest WHERE model_version = "
                           "{v:String}", parameters={"v": health["model_version"]}).result_rows)
     if not batch:
@@ -284,7 +284,7 @@ def realtime_figures(settings, requests_n: int, seed: int, console) -> dict | No
         return None
     ids = np.random.default_rng(seed).choice(sorted(batch), requests_n)
     session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {settings['CHURN_API_TOKEN']}"
+    session.headers["Authorization"] = f"Bearer {settings.churn_api_token}"
     for cid in ids[:50]:  # warm-up: first-request imports and the connection
         session.post(f"{url}/v1/churn/score", json={"customer_id": str(cid)}, timeout=10)
     latencies, same = np.empty(requests_n), 0

@@ -37,7 +37,7 @@ def main() -> int:
     ap.add_argument("--customers", type=int, default=20_000)
     args = ap.parse_args()
     settings = config.load()
-    bootstrap = settings["KAFKA_BOOTSTRAP_SERVERS"]
+    bootstrap = settings.kafka_bootstrap_servers
     suffix = uuid.uuid4().hex[:8]
     web, purchases = f"bench_web_events_{suffix}", f"bench_purchase_events_{suffix}"
     kafka.ensure_topics(settings, [kafka.Topic(web, 6, 3_600_000, "delete"),

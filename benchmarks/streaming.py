@@ -85,7 +85,7 @@ def number(text: str) -> float:
 
 def consume_rate(settings, topic: str = "web_events", limit: int = 300_000) -> tuple[int, float]:
     """confluent-kafka reading `topic` from its start (at most `limit` records): records/s."""
-    c = Consumer({"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"], "group.id": f"bench-{uuid.uuid4()}",
+    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"bench-{uuid.uuid4()}",
                   "enable.auto.commit": False, "fetch.max.bytes": 52_428_800})
     parts = c.list_topics(topic, timeout=10).topics[topic].partitions
     ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in parts}
@@ -131,7 +131,8 @@ def drain(settings, events: int) -> dict:
     running = time.monotonic()
     want = (ledger.web.valid, ledger.purchases.valid)
     got = (0, 0, 0, 0)
-    with psycopg.connect(settings.postgres_dsn("POSTGRES_BI_USER", "POSTGRES_BI_PASSWORD"), autocommit=True) as conn:
+    with psycopg.connect(settings.postgres_dsn(settings.postgres_bi_user, settings.postgres_bi_password),
+                         autocommit=True) as conn:
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             got = landed(conn, prefix)
@@ -219,7 +220,8 @@ def step(settings, rate: int, seconds: float) -> dict:
     sampler.join()
     t_start = t_end - ledger.elapsed_s      # the live loop itself (population and warm-up excluded)
     sent = ledger.web.valid
-    with psycopg.connect(settings.postgres_dsn("POSTGRES_BI_USER", "POSTGRES_BI_PASSWORD"), autocommit=True) as conn:
+    with psycopg.connect(settings.postgres_dsn(settings.postgres_bi_user, settings.postgres_bi_password),
+                         autocommit=True) as conn:
         deadline, got, distinct = time.monotonic() + DRAIN_TIMEOUT_S, 0, 0
         while time.monotonic() < deadline:
             got, distinct = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM raw.web_events "

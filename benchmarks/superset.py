@@ -78,7 +78,7 @@ def main() -> int:
         table.add_row("restart: stop, then `stack up superset` until healthy + bundle applied",
                       f"{restart_seconds(settings):.1f} s")
     row = next(r for r in lifecycle.rows(settings, [svc]))
-    table.add_row(f"memory (RSS, gunicorn master + {settings['SUPERSET_WORKERS']} workers)", f"{row.rss_mib:.0f} MiB")
+    table.add_row(f"memory (RSS, gunicorn master + {settings.superset_workers} workers)", f"{row.rss_mib:.0f} MiB")
     health = []
     for _ in range(20):
         t0 = time.monotonic()

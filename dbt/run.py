@@ -26,9 +26,10 @@ def environment(settings=None, schema: str | None = None) -> dict[str, str]:
         from platform_common import config
         settings = config.load()
     env = dict(os.environ)
-    for name in ("CLICKHOUSE_HOST", "CLICKHOUSE_USER", "CLICKHOUSE_PASSWORD"):
-        env[name] = settings[name]
+    env["CLICKHOUSE_HOST"] = settings.clickhouse_host
     env["CLICKHOUSE_PORT"] = str(settings.clickhouse_port)
+    env["CLICKHOUSE_USER"] = settings.clickhouse_user
+    env["CLICKHOUSE_PASSWORD"] = settings.clickhouse_password
     if schema:
         env["DBT_TARGET_SCHEMA"] = schema
     env.setdefault("DBT_TARGET_SCHEMA", "analytics")

@@ -8,10 +8,10 @@ from platform_common.errors import StackError
 
 try:
     settings = config.load()
-    url = settings["CONNECT_URL"].rstrip("/")
-    changed = connectors.register(settings, url)
-    connectors.wait_running(url, list(connectors.load(settings)))
-    print(f"connectors registered ({', '.join(changed) or 'unchanged'}): {connectors.summary(url, list(connectors.load(settings)))}")
+    url, env = settings.connect_url.rstrip("/"), settings.as_env()
+    changed = connectors.register(env, url)
+    connectors.wait_running(url, list(connectors.load(env)))
+    print(f"connectors registered ({', '.join(changed) or 'unchanged'}): {connectors.summary(url, list(connectors.load(env)))}")
 except StackError as exc:
     print(f"error: {exc}", file=sys.stderr)
     sys.exit(1)

@@ -1,9 +1,9 @@
 """Debezium connector configs (debezium/connectors/*.json), registered idempotently with Kafka Connect.
 
-Each file is `{"name": ..., "config": {...}}`; `${VAR}` placeholders are filled from the settings
-(.env overlaid with the environment), so the same files serve the local stack and compose. Secrets
-are `${env:VAR}` instead: Kafka Connect resolves those itself from the worker's environment (its
-EnvVarConfigProvider), so the configs sent, stored and served by Connect never contain them.
+Each file is `{"name": ..., "config": {...}}`; `${VAR}` placeholders are filled from the settings'
+variables (`Settings.as_env()`: .env overlaid with the environment), so the same files serve the local
+stack and compose. Secrets are `${env:VAR}` instead: Kafka Connect resolves those itself from the worker's
+environment (its EnvVarConfigProvider), so the configs sent, stored and served by Connect never contain them.
 Registration is `PUT /connectors/<name>/config`: it creates the connector or updates its config,
 and re-sending an unchanged config changes nothing.
 """
@@ -23,18 +23,18 @@ CONNECTORS_DIR = Path(__file__).resolve().parent / "connectors"
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 
-def render(text: str, settings: Mapping[str, str] | object) -> str:
-    """Replace every ${VAR} with its setting; a missing one is a one-line error naming it."""
+def render(text: str, env: Mapping[str, str]) -> str:
+    """Replace every ${VAR} with its value in `env`; a missing one is a one-line error naming it."""
     def value(match: re.Match) -> str:
         name = match.group(1)
-        try:
-            return settings[name]  # type: ignore[index]
-        except Exception:
-            raise StackError(f"connector config needs {name}; add it to .env (see .env.example)") from None
+        found = (env.get(name) or "").strip()
+        if not found:
+            raise StackError(f"connector config needs {name}; add it to .env (see .env.example)")
+        return found
     return PLACEHOLDER.sub(value, text)
 
 
-def load(settings, directory: Path = CONNECTORS_DIR) -> dict[str, dict[str, str]]:
+def load(env: Mapping[str, str], directory: Path = CONNECTORS_DIR) -> dict[str, dict[str, str]]:
     """name -> rendered config of every connector file, in file name order."""
     result = {}
     for path in sorted(directory.glob("*.json")):
@@ -43,15 +43,15 @@ def load(settings, directory: Path = CONNECTORS_DIR) -> dict[str, dict[str, str]
             name, config = doc["name"], doc["config"]
         except (ValueError, KeyError) as exc:
             raise StackError(f"{path.name}: not a connector config ({exc}); expected {{\"name\", \"config\"}}") from None
-        rendered = json.loads(render(json.dumps(config), settings))
+        rendered = json.loads(render(json.dumps(config), env))
         result[name] = {k: str(v) for k, v in rendered.items()}
     return result
 
 
-def register(settings, url: str) -> list[str]:
+def register(env: Mapping[str, str], url: str) -> list[str]:
     """PUT every connector's config; returns the names of connectors that were created or changed."""
     changed = []
-    for name, config in load(settings).items():
+    for name, config in load(env).items():
         current = requests.get(f"{url}/connectors/{name}/config", timeout=10)
         if current.ok and {k: v for k, v in current.json().items() if k != "name"} == config:
             continue

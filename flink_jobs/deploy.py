@@ -78,10 +78,10 @@ def submit(settings: Settings, from_checkpoint: str | None = None, timeout: floa
         cmd += ["-s", from_checkpoint]
     cmd += ["--python", str(job_script)]
     env = {**os.environ, **flink.script_env(settings), "PYFLINK_CLIENT_EXECUTABLE": str(python),
-           "FLINK_JOB_KAFKA_BOOTSTRAP_SERVERS": settings["FLINK_JOB_KAFKA_BOOTSTRAP_SERVERS"],
-           "FLINK_JOB_POSTGRES_URL": settings["FLINK_JOB_POSTGRES_URL"],
-           "POSTGRES_STREAM_USER": settings["POSTGRES_STREAM_USER"],
-           "POSTGRES_STREAM_PASSWORD": settings["POSTGRES_STREAM_PASSWORD"],
+           "FLINK_JOB_KAFKA_BOOTSTRAP_SERVERS": settings.flink_job_kafka_bootstrap_servers,
+           "FLINK_JOB_POSTGRES_URL": settings.flink_job_postgres_url,
+           "POSTGRES_STREAM_USER": settings.postgres_stream_user,
+           "POSTGRES_STREAM_PASSWORD": settings.postgres_stream_password,
            "FLINK_JOB_REPLAY": replay.to_json() if replay else ""}
     if job_script != JOB_SCRIPT:
         env["PYTHONPATH"] = str(job_script.resolve().parent.parent)

@@ -91,7 +91,7 @@ TIME_FIELDS = {pipeline.TOPICS["web"]: "event_time", pipeline.TOPICS["orders"]: 
 
 
 def plan_replay(settings: Settings) -> pipeline.Replay:
-    consumer = Consumer({"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"],
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers,
                          "group.id": FLINK_CONSUMER_GROUP, "enable.auto.commit": False,
                          "isolation.level": "read_committed"})
     try:

@@ -4,10 +4,12 @@ from __future__ import annotations
 from platform_common.config import Settings
 
 
-def clickhouse(settings: Settings, user_var: str = "CLICKHOUSE_USER", password_var: str = "CLICKHOUSE_PASSWORD",
-               **kwargs):
-    """A clickhouse-connect client as `user_var` (default: the platform's admin user; CLICKHOUSE_BI_USER for
-    read-only). Imported here, not at the top: only the runtimes that talk to ClickHouse install it."""
+def clickhouse(settings: Settings, user: str | None = None, password: str | None = None, **kwargs):
+    """A clickhouse-connect client as `user` (default: the platform's admin user CLICKHOUSE_USER; pass
+    settings.clickhouse_bi_user and its password for read-only). Imported here, not at the top: only the
+    runtimes that talk to ClickHouse install it."""
     import clickhouse_connect
-    return clickhouse_connect.get_client(host=settings["CLICKHOUSE_HOST"], port=settings.clickhouse_port,
-                                         username=settings[user_var], password=settings[password_var], **kwargs)
+    if user is None:
+        user, password = settings.clickhouse_user, settings.clickhouse_password
+    return clickhouse_connect.get_client(host=settings.clickhouse_host, port=settings.clickhouse_port,
+                                         username=user, password=password, **kwargs)

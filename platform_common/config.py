@@ -1,8 +1,14 @@
-"""Configuration: one `.env` (generated from `.env.example`), validated into Settings.
+"""Configuration: one `.env` (generated from `.env.example`), validated into typed Settings.
 
 Components find each other only through these variables; no code path knows which
 deployment (local stack or compose) it runs in. Values in the process environment
 win over `.env`, so CI and compose can override any of them.
+
+Settings (pydantic-settings) has one typed field per variable of `.env.example`: the field is the
+variable's name in lower case (POSTGRES_PORT -> settings.postgres_port). A new variable goes into
+`.env.example` and gets a field here (tests/unit/test_config.py fails until both agree). `load()`
+reads `.env` and the environment and turns any bad value into one ConfigError line that names the
+variable, its value and what it should be.
 """
 from __future__ import annotations
 
@@ -10,11 +16,14 @@ import base64
 import os
 import secrets
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import urlparse
 
 from dotenv import dotenv_values
+from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from platform_common.errors import ConfigError
 
@@ -54,14 +63,275 @@ def ensure_env_file(env_file: Path = ENV_FILE, example: Path = EXAMPLE_FILE) -> 
     return added
 
 
-def _port(raw: dict[str, str | None], name: str) -> int:
-    value = _required(raw, name)
-    if not value.isdigit() or not 1 <= int(value) <= 65535:
-        raise ConfigError(f"{name}={value!r} is not a valid port (1-65535); fix it in .env")
-    return int(value)
+# ---- the value types: each says what it expects, which load() puts into the one-line error ----------
+class _Expects:
+    """Annotated metadata: how a bad value is described ("X='v' <this>; fix it in .env")."""
+
+    def __init__(self, text: str):
+        self.text = text
 
 
-def _required(raw: dict[str, str | None], name: str) -> str:
+def _whole_number(value: Any) -> Any:
+    # digits only, as the hand-written parsing accepted: no sign, no "8080.0", no "8_080"
+    if isinstance(value, str):
+        if not value.isdigit():
+            raise ValueError("not a whole number")
+        return int(value)
+    return value
+
+
+def _signed_whole_number(value: Any) -> Any:
+    if isinstance(value, str):
+        if not value.removeprefix("-").isdigit():
+            raise ValueError("not a whole number")
+        return int(value)
+    return value
+
+
+def _nonzero(value: int) -> int:
+    if value == 0:
+        raise ValueError("zero")
+    return value
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    """host:port, or a URL with both (http://127.0.0.1:8083); ValueError otherwise."""
+    parsed = urlparse(value if "://" in value else f"tcp://{value}")
+    port = parsed.port  # ValueError when not a number in 0-65535
+    if not parsed.hostname or not port:
+        raise ValueError("no host or port")
+    return parsed.hostname, port
+
+
+def _checked(check):
+    def validate(value: str) -> str:
+        check(value)
+        return value
+    return validate
+
+
+def _url(*schemes: str, port_required: bool = False):
+    def check(value: str) -> None:
+        parsed = urlparse(value)
+        port = parsed.port  # ValueError when not a number in 0-65535
+        if parsed.scheme not in schemes or not parsed.hostname or (port_required and not port):
+            raise ValueError("not such a URL")
+    return _checked(check)
+
+
+def _jdbc_postgres(value: str) -> None:
+    if not value.startswith("jdbc:postgresql:"):
+        raise ValueError("not a PostgreSQL JDBC URL")
+
+
+def _resolved(path: Path) -> Path:
+    return path if path.is_absolute() else REPO / path
+
+
+Text = Annotated[str, Field(min_length=1)]  # names, users, passwords, tokens, memory sizes (1024m, 3g)
+Host = Annotated[str, Field(min_length=1), _Expects("is not a host name or address")]
+Port = Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=65535), _Expects("is not a valid port (1-65535)")]
+Count = Annotated[int, BeforeValidator(_whole_number), Field(ge=1), _Expects("is not a positive whole number")]
+Seconds = Annotated[float, Field(gt=0), _Expects("is not a positive number of seconds")]
+HostPort = Annotated[str, AfterValidator(_checked(_host_port)),
+                     _Expects("must look like host:port with a port in 1-65535")]
+HttpUrl = Annotated[str, AfterValidator(_url("http", "https")), _Expects("must look like http://host:port")]
+JdbcUrl = Annotated[str, AfterValidator(_checked(_jdbc_postgres)),
+                    _Expects("must look like jdbc:postgresql://host:port/database")]
+SparkConnectUrl = Annotated[str, AfterValidator(_url("sc")), _Expects("must look like sc://localhost:15002")]
+SparkStandaloneUrl = Annotated[str, AfterValidator(_url("spark", port_required=True)),
+                               _Expects("must look like spark://127.0.0.1:7077")]
+DataDir = Annotated[Path, AfterValidator(_resolved), _Expects("is not a directory path")]
+Workers = Annotated[int, BeforeValidator(_signed_whole_number), AfterValidator(_nonzero),
+                    _Expects("is not a number of worker processes (1, 2, ...; joblib's -1 = one per core)")]
+
+
+class Settings(BaseSettings):
+    """The platform's configuration: one field per variable of .env.example, in its order.
+
+    Build it with `load()`. `Settings()` alone also works (pydantic-settings: the environment over
+    REPO/.env), but without load()'s one-line errors and without `as_env()`'s original strings.
+    """
+
+    model_config = SettingsConfigDict(env_file=ENV_FILE, env_file_encoding="utf-8", case_sensitive=False,
+                                      extra="ignore", frozen=True)
+
+    # --- PostgreSQL ---
+    postgres_host: Host
+    postgres_port: Port
+    postgres_user: Text
+    postgres_password: Text
+    postgres_db: Text
+    postgres_cdc_user: Text
+    postgres_cdc_password: Text
+    postgres_stream_user: Text
+    postgres_stream_password: Text
+    postgres_bi_user: Text
+    postgres_bi_password: Text
+    postgres_simulator_user: Text
+    postgres_simulator_password: Text
+    postgres_iceberg_user: Text
+    postgres_iceberg_password: Text
+    # --- Kafka and Kafka Connect ---
+    kafka_bootstrap_servers: HostPort
+    kafka_controller_port: Port
+    kafka_cluster_id: Text
+    connect_url: HostPort
+    # --- CDC ---
+    cdc_topic_prefix: Text
+    cdc_sink_port: Port
+    cdc_sink_batch_rows: Count
+    cdc_sink_batch_ms: Count
+    # --- ClickHouse ---
+    clickhouse_host: Host
+    clickhouse_port: Port
+    clickhouse_user: Text
+    clickhouse_password: Text
+    clickhouse_bi_user: Text
+    clickhouse_bi_password: Text
+    # --- MinIO ---
+    minio_endpoint: HostPort
+    minio_console_port: Port
+    minio_root_user: Text
+    minio_root_password: Text
+    minio_bucket: Text
+    # --- local stack: relative to the repository unless absolute ---
+    data_dir: DataDir
+    startup_timeout: Seconds
+    # --- Flink ---
+    flink_rest_url: HttpUrl
+    flink_jobmanager_rpc_port: Port
+    flink_jobmanager_memory: Text
+    flink_taskmanager_memory: Text
+    flink_taskmanager_slots: Count
+    flink_job_kafka_bootstrap_servers: Text  # may list several brokers: passed on to the job as it is
+    flink_job_postgres_url: JdbcUrl
+    # --- Spark ---
+    spark_connect_url: SparkConnectUrl
+    spark_connect_token: Text
+    spark_master: Text  # local[2], spark://host:7077, yarn, k8s://...
+    spark_driver_memory: Text
+    spark_standalone_url: SparkStandaloneUrl
+    spark_master_ui_port: Port
+    spark_worker_ui_port: Port
+    spark_worker_cores: Count
+    spark_worker_memory: Text
+    spark_cluster_secret: Text
+    # --- Superset ---
+    superset_host: Host
+    superset_port: Port
+    superset_secret_key: Text
+    superset_admin_user: Text
+    superset_admin_password: Text
+    postgres_superset_db: Text
+    postgres_superset_user: Text
+    postgres_superset_password: Text
+    superset_workers: Count
+    # --- MLflow ---
+    mlflow_host: Host
+    mlflow_port: Port
+    mlflow_admin_user: Text
+    mlflow_admin_password: Text
+    mlflow_secret_key: Text
+    mlflow_churn_user: Text
+    mlflow_churn_password: Text
+    mlflow_churn_api_user: Text
+    mlflow_churn_api_password: Text
+    postgres_mlflow_db: Text
+    postgres_mlflow_user: Text
+    postgres_mlflow_password: Text
+    minio_mlflow_user: Text
+    minio_mlflow_password: Text
+    # --- churn model training and real-time scoring ---
+    churn_train_jobs: Workers
+    churn_api_host: Host
+    churn_api_port: Port
+    churn_api_token: Text
+    churn_api_refresh_seconds: Seconds
+    postgres_churn_api_user: Text
+    postgres_churn_api_password: Text
+    # --- Jupyter ---
+    jupyter_token: Text
+    # --- Airflow ---
+    airflow_port: Port
+    airflow_admin_user: Text
+    airflow_admin_password: Text
+    postgres_airflow_user: Text
+    postgres_airflow_password: Text
+    airflow_db: Text
+    airflow_secret_key: Text
+    airflow_jwt_secret: Text
+    airflow_parallelism: Count
+
+    # --- optional, not in .env.example's variables (OPTIONAL below) ---
+    # failure e-mails from Airflow, when both are set (.env.example shows them commented out)
+    alert_email_to: str | None = None
+    airflow_conn_smtp_default: str | None = None
+    # the address the CDC sink's health endpoint binds (compose: 0.0.0.0)
+    cdc_sink_host: Host = "127.0.0.1"
+
+    # what load() read: .env overlaid with the environment, as strings (see as_env)
+    _env: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load() passes every field as an argument; Settings() alone: the environment wins over .env
+        return init_settings, env_settings, dotenv_settings
+
+    # ---- derived ---------------------------------------------------------------------------
+    @property
+    def kafka_host(self) -> str:
+        return _host_port(self.kafka_bootstrap_servers)[0]
+
+    @property
+    def kafka_port(self) -> int:
+        return _host_port(self.kafka_bootstrap_servers)[1]
+
+    @property
+    def connect_host(self) -> str:
+        return _host_port(self.connect_url)[0]
+
+    @property
+    def connect_port(self) -> int:
+        return _host_port(self.connect_url)[1]
+
+    @property
+    def minio_host(self) -> str:
+        return _host_port(self.minio_endpoint)[0]
+
+    @property
+    def minio_port(self) -> int:
+        return _host_port(self.minio_endpoint)[1]
+
+    @property
+    def minio_secure(self) -> bool:
+        return self.minio_endpoint.startswith("https")
+
+    def postgres_dsn(self, user: str, password: str, dbname: str | None = None) -> str:
+        """A libpq connection string to POSTGRES_HOST:POSTGRES_PORT as `user` (database: POSTGRES_DB)."""
+        return (f"host={self.postgres_host} port={self.postgres_port} user={user} "
+                f"password={password} dbname={dbname or self.postgres_db} connect_timeout=3")
+
+    def as_env(self) -> dict[str, str]:
+        """The environment load() read: `.env` overlaid with the process environment, every value the
+        string it was given (not normalised), for a subprocess that reads the variables itself."""
+        return dict(self._env)
+
+
+# variables the platform reads that .env.example does not list (they are optional)
+OPTIONAL = frozenset({"ALERT_EMAIL_TO", "AIRFLOW_CONN_SMTP_DEFAULT", "CDC_SINK_HOST"})
+
+
+def variable(field: str) -> str:
+    """The environment variable of a Settings field (postgres_port -> POSTGRES_PORT)."""
+    return field.upper()
+
+
+def _required(raw: Mapping[str, str | None], name: str) -> str:
     value = raw.get(name)
     if value is None or value.strip() == "":
         raise ConfigError(f"{name} is not set; add it to .env (see .env.example) or run `make setup`")
@@ -70,74 +340,29 @@ def _required(raw: dict[str, str | None], name: str) -> str:
     return value.strip()
 
 
-def _host_port(raw: dict[str, str | None], name: str) -> tuple[str, int]:
-    value = _required(raw, name)
-    parsed = urlparse(value if "://" in value else f"tcp://{value}")
-    try:
-        port = parsed.port
-    except ValueError:
-        port = None
-    if not parsed.hostname or port is None:
-        raise ConfigError(f"{name}={value!r} must look like host:port with a port in 1-65535; fix it in .env")
-    return parsed.hostname, port
+def _expects(field: str) -> str:
+    found = [m.text for m in Settings.model_fields[field].metadata if isinstance(m, _Expects)]
+    return found[0] if found else "is not valid"
 
 
-@dataclass(frozen=True)
-class Settings:
-    raw: dict[str, str]
-    data_dir: Path
-    postgres_host: str
-    postgres_port: int
-    kafka_host: str
-    kafka_port: int
-    kafka_controller_port: int
-    connect_host: str
-    connect_port: int
-    minio_host: str
-    minio_port: int
-    minio_console_port: int
-    clickhouse_port: int
-    startup_timeout: float
-
-    def __getitem__(self, name: str) -> str:
-        return _required(self.raw, name)
-
-    def postgres_dsn(self, user_var: str = "POSTGRES_USER", password_var: str = "POSTGRES_PASSWORD",
-                     dbname: str | None = None) -> str:
-        return (f"host={self.postgres_host} port={self.postgres_port} user={self[user_var]} "
-                f"password={self[password_var]} dbname={dbname or self['POSTGRES_DB']} connect_timeout=3")
-
-
-def load(env_file: Path = ENV_FILE, environ: dict[str, str] | None = None) -> Settings:
+def load(env_file: Path = ENV_FILE, environ: Mapping[str, str] | None = None) -> Settings:
     """Read `.env` overlaid with the environment and validate it; one-line ConfigError on a bad value."""
     if not env_file.exists():
         raise ConfigError(f"{env_file.name} not found in {env_file.parent}; run `make setup` to generate it")
     raw: dict[str, str | None] = {**dotenv_values(env_file), **(os.environ if environ is None else environ)}
-    known = dotenv_values(EXAMPLE_FILE)
-    for name in known:  # fail early on anything the example documents but .env lacks
-        _required(raw, name)
-    data_dir = Path(_required(raw, "DATA_DIR"))
-    timeout = _required(raw, "STARTUP_TIMEOUT")
+    values: dict[str, Any] = {}
+    for field, info in Settings.model_fields.items():
+        name = variable(field)
+        if info.is_required():  # fail early on anything the example documents but .env lacks
+            values[field] = _required(raw, name)
+        else:
+            given = (raw.get(name) or "").strip()
+            values[field] = given or info.default
     try:
-        startup_timeout = float(timeout)
-    except ValueError:
-        raise ConfigError(f"STARTUP_TIMEOUT={timeout!r} is not a number of seconds; fix it in .env") from None
-    kafka_host, kafka_port = _host_port(raw, "KAFKA_BOOTSTRAP_SERVERS")
-    connect_host, connect_port = _host_port(raw, "CONNECT_URL")
-    minio_host, minio_port = _host_port(raw, "MINIO_ENDPOINT")
-    return Settings(
-        raw={k: v for k, v in raw.items() if v is not None},
-        data_dir=data_dir if data_dir.is_absolute() else REPO / data_dir,
-        postgres_host=_required(raw, "POSTGRES_HOST"),
-        postgres_port=_port(raw, "POSTGRES_PORT"),
-        kafka_host=kafka_host,
-        kafka_port=kafka_port,
-        kafka_controller_port=_port(raw, "KAFKA_CONTROLLER_PORT"),
-        connect_host=connect_host,
-        connect_port=connect_port,
-        minio_host=minio_host,
-        minio_port=minio_port,
-        minio_console_port=_port(raw, "MINIO_CONSOLE_PORT"),
-        clickhouse_port=_port(raw, "CLICKHOUSE_PORT"),
-        startup_timeout=startup_timeout,
-    )
+        settings = Settings(_env_file=None, **values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0])
+        raise ConfigError(f"{variable(field)}={values[field]!r} {_expects(field)}; fix it in .env") from None
+    settings._env = {k: v for k, v in raw.items() if v is not None}
+    return settings

@@ -11,7 +11,7 @@ ACTIVE_STATES = {"RUNNING", "CREATED", "INITIALIZING", "RESTARTING", "RECONCILIN
 
 
 def rest_url(settings: Settings) -> str:
-    return settings["FLINK_REST_URL"].rstrip("/")
+    return settings.flink_rest_url.rstrip("/")
 
 
 def overview(settings: Settings) -> dict | None:

@@ -270,7 +270,8 @@ def run_customers(config: CustomerConfig | None = None, *, settings=None, dsn: s
     ledger = CustomerLedger(run_id, cfg.as_dict(), pop)
     changes = timeline(pop)
     by_id = pop.by_id
-    writer = CustomerWriter(dsn or settings.postgres_dsn("POSTGRES_SIMULATOR_USER", "POSTGRES_SIMULATOR_PASSWORD"))
+    writer = CustomerWriter(dsn or settings.postgres_dsn(settings.postgres_simulator_user,
+                                                         settings.postgres_simulator_password))
     view = ProgressView("customers", float(len(changes)), cfg.quiet)
     done = 0
     try:

@@ -149,7 +149,8 @@ def wait(settings, run_ids: list[str | Path] | None = None, timeout: float = 900
     ch = clients.clickhouse(settings)
     t0 = last_change = time.monotonic()
     last_print, stable = 0.0, False
-    with psycopg.connect(settings.postgres_dsn("POSTGRES_BI_USER", "POSTGRES_BI_PASSWORD"), autocommit=True) as pg:
+    with psycopg.connect(settings.postgres_dsn(settings.postgres_bi_user, settings.postgres_bi_password),
+                         autocommit=True) as pg:
         while True:
             now = time.monotonic()
             moved = False

@@ -130,8 +130,8 @@ def open_sink(sink, settings, topics: list[str]):
     """The sink a run sends to: None = Kafka at KAFKA_BOOTSTRAP_SERVERS (checked: reachable, topics
     exist), "memory", "null", or any object with produce(topic, key, value) and flush()."""
     if sink is None:
-        check_topics(settings["KAFKA_BOOTSTRAP_SERVERS"], topics)
-        return KafkaSink(settings["KAFKA_BOOTSTRAP_SERVERS"])
+        check_topics(settings.kafka_bootstrap_servers, topics)
+        return KafkaSink(settings.kafka_bootstrap_servers)
     if sink == "memory":
         return MemorySink()
     if sink == "null":

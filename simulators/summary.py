@@ -14,7 +14,7 @@ def collect(settings, run_id: str | None = None) -> dict:
 
     runs = [run_id] if run_id else [r for r in pipeline.default_runs(settings) if "-events-" in r or "-import-" in r]
     events = pipeline.read_summary(settings, runs[0]) if runs else None
-    ch = clients.clickhouse(settings, "CLICKHOUSE_BI_USER", "CLICKHOUSE_BI_PASSWORD")
+    ch = clients.clickhouse(settings, settings.clickhouse_bi_user, settings.clickhouse_bi_password)
     latest = ch.query("SELECT run_id, snapshot_date, customers, k, silhouette, overall_churn_rate "
                       "FROM ml.segmentation_runs FINAL ORDER BY run_id DESC LIMIT 1").result_rows
     segments = ch.query("SELECT segment_id, segment_name, size, share, churn_rate FROM ml.segment_profiles_latest "

@@ -39,13 +39,13 @@ def settings() -> Settings:
 
 
 def warehouse(s: Settings) -> str:
-    return f"s3://{s['MINIO_BUCKET']}/warehouse"
+    return f"s3://{s.minio_bucket}/warehouse"
 
 
 def catalog_properties(s: Settings) -> dict[str, str]:
     """pyiceberg SqlCatalog properties (PostgreSQL catalog, MinIO FileIO)."""
-    uri = (f"postgresql+psycopg2://{quote_plus(s['POSTGRES_ICEBERG_USER'])}:{quote_plus(s['POSTGRES_ICEBERG_PASSWORD'])}"
-           f"@{s.postgres_host}:{s.postgres_port}/{s['POSTGRES_DB']}")
+    uri = (f"postgresql+psycopg2://{quote_plus(s.postgres_iceberg_user)}:{quote_plus(s.postgres_iceberg_password)}"
+           f"@{s.postgres_host}:{s.postgres_port}/{s.postgres_db}")
     return {
         "type": "sql",
         "uri": uri,
@@ -53,9 +53,9 @@ def catalog_properties(s: Settings) -> dict[str, str]:
         "init_catalog_tables": "true",
         "schema_version": CATALOG_SCHEMA_VERSION.lower(),
         "py-io-impl": "pyiceberg.io.pyarrow.PyArrowFileIO",
-        "s3.endpoint": s["MINIO_ENDPOINT"],
-        "s3.access-key-id": s["MINIO_ROOT_USER"],
-        "s3.secret-access-key": s["MINIO_ROOT_PASSWORD"],
+        "s3.endpoint": s.minio_endpoint,
+        "s3.access-key-id": s.minio_root_user,
+        "s3.secret-access-key": s.minio_root_password,
         "s3.region": S3_REGION,
         "s3.path-style-access": "true",
     }
@@ -86,16 +86,16 @@ def minio(s: Settings | None = None):
     from minio import Minio
 
     s = s or settings()
-    return Minio(f"{s.minio_host}:{s.minio_port}", access_key=s["MINIO_ROOT_USER"],
-                 secret_key=s["MINIO_ROOT_PASSWORD"], secure=s["MINIO_ENDPOINT"].startswith("https"))
+    return Minio(f"{s.minio_host}:{s.minio_port}", access_key=s.minio_root_user,
+                 secret_key=s.minio_root_password, secure=s.minio_secure)
 
 
 def clickhouse(s: Settings | None = None, **kwargs):
     import clickhouse_connect
 
     s = s or settings()
-    return clickhouse_connect.get_client(host=s["CLICKHOUSE_HOST"], port=s.clickhouse_port,
-                                         username=s["CLICKHOUSE_USER"], password=s["CLICKHOUSE_PASSWORD"], **kwargs)
+    return clickhouse_connect.get_client(host=s.clickhouse_host, port=s.clickhouse_port,
+                                         username=s.clickhouse_user, password=s.clickhouse_password, **kwargs)
 
 
 def spark_jars() -> list[str]:
@@ -113,18 +113,18 @@ def spark_catalog_conf(s: Settings, name: str = CATALOG, jdbc_uri: str | None = 
     return {
         c: "org.apache.iceberg.spark.SparkCatalog",
         f"{c}.catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
-        f"{c}.uri": jdbc_uri or f"jdbc:postgresql://{s.postgres_host}:{s.postgres_port}/{s['POSTGRES_DB']}",
-        f"{c}.jdbc.user": s["POSTGRES_ICEBERG_USER"],
-        f"{c}.jdbc.password": s["POSTGRES_ICEBERG_PASSWORD"],
+        f"{c}.uri": jdbc_uri or f"jdbc:postgresql://{s.postgres_host}:{s.postgres_port}/{s.postgres_db}",
+        f"{c}.jdbc.user": s.postgres_iceberg_user,
+        f"{c}.jdbc.password": s.postgres_iceberg_password,
         f"{c}.jdbc.schema-version": schema_version,
         f"{c}.warehouse": warehouse(s),
         # pyiceberg commits to the same tables from outside this session: always read the current metadata
         f"{c}.cache-enabled": "false",
         f"{c}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
-        f"{c}.s3.endpoint": s["MINIO_ENDPOINT"],
+        f"{c}.s3.endpoint": s.minio_endpoint,
         f"{c}.s3.path-style-access": "true",
-        f"{c}.s3.access-key-id": s["MINIO_ROOT_USER"],
-        f"{c}.s3.secret-access-key": s["MINIO_ROOT_PASSWORD"],
+        f"{c}.s3.access-key-id": s.minio_root_user,
+        f"{c}.s3.secret-access-key": s.minio_root_password,
         f"{c}.client.region": S3_REGION,
     }
 
@@ -148,11 +148,11 @@ def spark_session(app: str = "spark_ml", driver_memory: str | None = None, shuff
     local_dir = s.data_dir / "spark" / "tmp"   # shuffle and spill files
     local_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("SPARK_LOCAL_DIRS", str(local_dir))
-    master = os.environ.get("SPARK_MASTER") or s["SPARK_MASTER"]
+    master = os.environ.get("SPARK_MASTER") or s.spark_master
     builder = (
         SparkSession.builder.appName(app)
         .master(master)
-        .config("spark.driver.memory", driver_memory or os.environ.get("SPARK_DRIVER_MEMORY") or s["SPARK_DRIVER_MEMORY"])
+        .config("spark.driver.memory", driver_memory or os.environ.get("SPARK_DRIVER_MEMORY") or s.spark_driver_memory)
         .config("spark.jars", ",".join(spark_jars()))
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.ui.enabled", "false")
@@ -166,7 +166,7 @@ def spark_session(app: str = "spark_ml", driver_memory: str | None = None, shuff
     if master.startswith("spark://"):
         # a standalone cluster's RPC (the stack's: stack/spark_cluster.py) requires the shared secret
         builder = builder.config("spark.authenticate", "true").config("spark.authenticate.secret",
-                                                                       s["SPARK_CLUSTER_SECRET"])
+                                                                       s.spark_cluster_secret)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
@@ -195,15 +195,15 @@ def _connect_session(s: Settings, shuffle_partitions: int):
     from pyspark.sql import SparkSession
 
     # the client sends the token as a bearer header; without TLS it only does so to a host named localhost
-    os.environ["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = s["SPARK_CONNECT_TOKEN"]
+    os.environ["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = s.spark_connect_token
     try:
-        spark = SparkSession.builder.remote(s["SPARK_CONNECT_URL"]).getOrCreate()
+        spark = SparkSession.builder.remote(s.spark_connect_url).getOrCreate()
         spark.conf.set("spark.sql.shuffle.partitions", str(shuffle_partitions))
         for key, value in spark_catalog_conf(s).items():
             spark.conf.set(key, value)
     except Exception as exc:  # noqa: BLE001 - gRPC errors carry pages of detail; one line says what to do
         if "UNAVAILABLE" in str(exc) or "Connection refused" in str(exc):
-            raise RuntimeError(f"no Spark Connect server answers at {s['SPARK_CONNECT_URL']}; "
+            raise RuntimeError(f"no Spark Connect server answers at {s.spark_connect_url}; "
                                "start it with `make up s=spark`") from None
         raise
     return spark

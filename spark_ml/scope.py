@@ -77,5 +77,5 @@ def drop_lake(scope: str) -> None:
             pass
     s = lake.settings()
     client = lake.minio(s)
-    for obj in client.list_objects(s["MINIO_BUCKET"], prefix=n["minio_prefix"], recursive=True):
-        client.remove_object(s["MINIO_BUCKET"], obj.object_name)
+    for obj in client.list_objects(s.minio_bucket, prefix=n["minio_prefix"], recursive=True):
+        client.remove_object(s.minio_bucket, obj.object_name)

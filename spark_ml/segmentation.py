@@ -183,7 +183,7 @@ def get_json(key: str):
 
     s = lake.settings()
     try:
-        resp = lake.minio(s).get_object(s["MINIO_BUCKET"], key)
+        resp = lake.minio(s).get_object(s.minio_bucket, key)
     except S3Error as exc:
         if exc.code in ("NoSuchKey", "NoSuchBucket"):
             return None
@@ -209,7 +209,7 @@ def upload_dir(local: Path, prefix: str) -> int:
     client, n = lake.minio(s), 0
     for path in sorted(local.rglob("*")):
         if path.is_file() and not path.name.endswith(".crc"):
-            client.fput_object(s["MINIO_BUCKET"], f"{prefix}/{path.relative_to(local).as_posix()}", str(path))
+            client.fput_object(s.minio_bucket, f"{prefix}/{path.relative_to(local).as_posix()}", str(path))
             n += 1
     return n
 
@@ -219,11 +219,11 @@ def download_model(run_id: str, dest: Path):
     s = lake.settings()
     client, prefix = lake.minio(s), f"{lake.MODELS_PREFIX}/{run_id}/model/"
     n = 0
-    for obj in client.list_objects(s["MINIO_BUCKET"], prefix=prefix, recursive=True):
-        client.fget_object(s["MINIO_BUCKET"], obj.object_name, str(dest / obj.object_name[len(prefix):]))
+    for obj in client.list_objects(s.minio_bucket, prefix=prefix, recursive=True):
+        client.fget_object(s.minio_bucket, obj.object_name, str(dest / obj.object_name[len(prefix):]))
         n += 1
     if not n:
-        raise FileNotFoundError(f"no model under s3://{s['MINIO_BUCKET']}/{prefix}")
+        raise FileNotFoundError(f"no model under s3://{s.minio_bucket}/{prefix}")
     return dest
 
 
@@ -642,13 +642,13 @@ def save_model(model, run_id: str, spark) -> tuple[str, int]:
         files = upload_dir(tmp / "model", f"{prefix}/model")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return f"s3://{s['MINIO_BUCKET']}/{prefix}/model", files
+    return f"s3://{s.minio_bucket}/{prefix}/model", files
 
 
 def save_artifacts(uri: str, files: int, metrics: dict, state: dict, run_id: str) -> str:
     """metrics.json, segments.json next to the saved model (save_model); then latest.json → this run."""
     s = lake.settings()
-    client, bucket, prefix = lake.minio(s), s["MINIO_BUCKET"], f"{lake.MODELS_PREFIX}/{run_id}"
+    client, bucket, prefix = lake.minio(s), s.minio_bucket, f"{lake.MODELS_PREFIX}/{run_id}"
     metrics["model_files"] = files
     _put_json(client, bucket, f"{prefix}/metrics.json", {k: v for k, v in metrics.items() if not k.startswith("_")}
               | {"model_uri": uri})

@@ -33,7 +33,7 @@ import requests
 
 from platform_common.config import REPO, TOOLS, Settings
 from platform_common.contracts import SPARK_POOL
-from platform_common.errors import ConfigError, StackError
+from platform_common.errors import StackError
 from platform_common.net import get_json
 from stack.service import Service
 
@@ -42,13 +42,18 @@ AIRFLOW = VENV / "bin" / "airflow"
 DAGS = REPO / "airflow" / "dags"
 HOST = "127.0.0.1"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-# the platform's endpoints (no secrets): what streaming_health checks, and ClickHouse's address, which
-# cosmos reads from dbt/profiles.yml in-process for its lineage metadata (dbt itself gets .env via dbt/run.py)
-ENDPOINTS = ("KAFKA_BOOTSTRAP_SERVERS", "CONNECT_URL", "FLINK_REST_URL", "CLICKHOUSE_HOST", "CLICKHOUSE_PORT")
+
+
+def endpoints(settings: Settings) -> dict[str, str]:
+    """The platform's endpoints (no secrets): what streaming_health checks, and ClickHouse's address, which
+    cosmos reads from dbt/profiles.yml in-process for its lineage metadata (dbt itself gets .env via dbt/run.py)."""
+    return {"KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers, "CONNECT_URL": settings.connect_url,
+            "FLINK_REST_URL": settings.flink_rest_url, "CLICKHOUSE_HOST": settings.clickhouse_host,
+            "CLICKHOUSE_PORT": str(settings.clickhouse_port)}
 
 
 def url(settings: Settings) -> str:
-    return f"http://{HOST}:{settings['AIRFLOW_PORT']}"
+    return f"http://{HOST}:{settings.airflow_port}"
 
 
 def home(settings: Settings) -> Path:
@@ -57,12 +62,12 @@ def home(settings: Settings) -> Path:
 
 def _fernet_key(settings: Settings) -> str:
     # Fernet wants 32 url-safe base64 bytes; .env's generated secrets are shorter, so derive one
-    digest = hashlib.sha256(f"airflow-fernet:{settings['AIRFLOW_SECRET_KEY']}".encode()).digest()
+    digest = hashlib.sha256(f"airflow-fernet:{settings.airflow_secret_key}".encode()).digest()
     return base64.urlsafe_b64encode(digest).decode()
 
 
 def _pg_url(settings: Settings, scheme: str, db: str) -> str:
-    user, password = quote(settings["POSTGRES_AIRFLOW_USER"], safe=""), quote(settings["POSTGRES_AIRFLOW_PASSWORD"], safe="")
+    user, password = quote(settings.postgres_airflow_user, safe=""), quote(settings.postgres_airflow_password, safe="")
     return f"{scheme}://{user}:{password}@{settings.postgres_host}:{settings.postgres_port}/{db}"
 
 
@@ -94,24 +99,25 @@ def environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW_HOME": str(home(settings)),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         # 2 cores: a few task processes at once; Spark tasks also share the 1-slot `spark` pool
-        "AIRFLOW__CORE__PARALLELISM": settings["AIRFLOW_PARALLELISM"],
-        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": settings["AIRFLOW_PARALLELISM"],
+        "AIRFLOW__CORE__PARALLELISM": str(settings.airflow_parallelism),
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(settings.airflow_parallelism),
         "AIRFLOW__CORE__FERNET_KEY": _fernet_key(settings),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{settings['AIRFLOW_ADMIN_USER']}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{settings.airflow_admin_user}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home(settings) / "passwords.json"),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _pg_url(settings, "postgresql+psycopg2", settings["AIRFLOW_DB"]),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _pg_url(settings, "postgresql+psycopg2", settings.airflow_db),
         "AIRFLOW__API__HOST": HOST,
-        "AIRFLOW__API__PORT": settings["AIRFLOW_PORT"],
+        "AIRFLOW__API__PORT": str(settings.airflow_port),
         "AIRFLOW__API__BASE_URL": base,
-        "AIRFLOW__API__SECRET_KEY": settings["AIRFLOW_SECRET_KEY"],
-        "AIRFLOW__API_AUTH__JWT_SECRET": settings["AIRFLOW_JWT_SECRET"],
+        "AIRFLOW__API__SECRET_KEY": settings.airflow_secret_key,
+        "AIRFLOW__API_AUTH__JWT_SECRET": settings.airflow_jwt_secret,
         # tasks write alerts and incidents through this connection (the same least-privilege role)
-        "AIRFLOW_CONN_PLATFORM_POSTGRES": _pg_url(settings, "postgres", settings["POSTGRES_DB"]),
-        **{name: settings[name] for name in ENDPOINTS},
+        "AIRFLOW_CONN_PLATFORM_POSTGRES": _pg_url(settings, "postgres", settings.postgres_db),
+        **endpoints(settings),
         # optional e-mail alerts (.env.example): passed on only when set
-        **{name: settings.raw[name] for name in ("ALERT_EMAIL_TO", "AIRFLOW_CONN_SMTP_DEFAULT")
-           if settings.raw.get(name)},
+        **{name: value for name, value in (("ALERT_EMAIL_TO", settings.alert_email_to),
+                                           ("AIRFLOW_CONN_SMTP_DEFAULT", settings.airflow_conn_smtp_default))
+           if value},
     }
 
 
@@ -127,7 +133,7 @@ def prepare(settings: Settings) -> None:
     """Before the api-server starts: the admin's password file and the metadata schema (idempotent)."""
     home(settings).mkdir(parents=True, exist_ok=True)
     passwords = home(settings) / "passwords.json"
-    passwords.write_text(json.dumps({settings["AIRFLOW_ADMIN_USER"]: settings["AIRFLOW_ADMIN_PASSWORD"]}))
+    passwords.write_text(json.dumps({settings.airflow_admin_user: settings.airflow_admin_password}))
     passwords.chmod(0o600)
     result = cli(settings, "db", "migrate")
     if result.returncode != 0:
@@ -167,14 +173,11 @@ def _service(settings: Settings, name: str, command: list[str], component: str, 
 
 
 def service(settings: Settings) -> Service:
-    raw = settings["AIRFLOW_PORT"]
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        raise ConfigError(f"AIRFLOW_PORT={raw!r} is not a valid port (1-65535); fix it in .env")
-    port = int(raw)
+    port = settings.airflow_port
     return _service(settings, "api-server", ["api-server", "--host", HOST, "--port", str(port)], "metadatabase",
                     port=port, port_setting="AIRFLOW_PORT", url=url(settings), depends_on=("postgres",),
                     prepare=lambda: prepare(settings), provision=lambda: provision(settings),
-                    details=lambda: f"user {settings['AIRFLOW_ADMIN_USER']}, password: AIRFLOW_ADMIN_PASSWORD in .env")
+                    details=lambda: f"user {settings.airflow_admin_user}, password: AIRFLOW_ADMIN_PASSWORD in .env")
 
 
 def _scheduler(settings: Settings) -> Service:
@@ -208,11 +211,11 @@ class Client:
         self.session = requests.Session()
         try:
             response = self.session.post(f"{self.base}/auth/token", timeout=30, json={
-                "username": settings["AIRFLOW_ADMIN_USER"], "password": settings["AIRFLOW_ADMIN_PASSWORD"]})
+                "username": settings.airflow_admin_user, "password": settings.airflow_admin_password})
         except requests.RequestException as exc:
             raise StackError(f"Airflow is not reachable at {self.base} ({type(exc).__name__}); run `make up`") from None
         if not response.ok:
-            raise StackError(f"Airflow login as {settings['AIRFLOW_ADMIN_USER']} failed ({response.status_code}); "
+            raise StackError(f"Airflow login as {settings.airflow_admin_user} failed ({response.status_code}); "
                              f"check AIRFLOW_ADMIN_PASSWORD in .env and restart airflow-api-server")
         self.session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
 

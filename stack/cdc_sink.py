@@ -8,16 +8,12 @@ from __future__ import annotations
 import sys
 
 from platform_common.config import Settings
-from platform_common.errors import ConfigError
 from platform_common.net import get_json
 from stack.service import Service
 
 
 def service(settings: Settings) -> Service:
-    raw_port = settings["CDC_SINK_PORT"]
-    if not raw_port.isdigit() or not 1 <= int(raw_port) <= 65535:
-        raise ConfigError(f"CDC_SINK_PORT={raw_port!r} is not a valid port (1-65535); fix it in .env")
-    port = int(raw_port)
+    port = settings.cdc_sink_port
     url = f"http://127.0.0.1:{port}/health"
 
     def health() -> dict | None:

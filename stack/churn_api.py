@@ -18,7 +18,7 @@ VENV = TOOLS / "venvs" / "spark"
 
 
 def url(settings: Settings) -> str:
-    return f"http://{settings['CHURN_API_HOST']}:{settings['CHURN_API_PORT']}"
+    return f"http://{settings.churn_api_host}:{settings.churn_api_port}"
 
 
 def healthy(settings: Settings) -> bool:
@@ -31,14 +31,14 @@ def healthy(settings: Settings) -> bool:
 def command(settings: Settings, port: int | None = None) -> list[str]:
     """uvicorn serving the app (tests and the benchmark start their own on another port)."""
     return [str(VENV / "bin" / "python"), "-m", "uvicorn", "spark_ml.churn.api:create_app", "--factory",
-            "--host", settings["CHURN_API_HOST"], "--port", str(port or settings["CHURN_API_PORT"]),
+            "--host", settings.churn_api_host, "--port", str(port or settings.churn_api_port),
             "--workers", "1", "--no-access-log", "--timeout-graceful-shutdown", "5", "--app-dir", str(REPO)]
 
 
 def service(settings: Settings) -> Service:
     return Service(
         name="churn-api",
-        port=int(settings["CHURN_API_PORT"]),
+        port=settings.churn_api_port,
         port_setting="CHURN_API_PORT",
         url=url(settings),
         command=command(settings),

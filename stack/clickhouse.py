@@ -15,7 +15,7 @@ from stack.service import Service
 
 
 def service(settings: Settings) -> Service:
-    url = f"http://{settings['CLICKHOUSE_HOST']}:{settings.clickhouse_port}"
+    url = f"http://{settings.clickhouse_host}:{settings.clickhouse_port}"
 
     def healthy() -> bool:
         try:
@@ -26,8 +26,8 @@ def service(settings: Settings) -> Service:
     def provision() -> None:
         # goose speaks ClickHouse's HTTP interface through clickhouse-go (the http:// DSN)
         migrations.apply("clickhouse", migrations.CLICKHOUSE_DIR,
-                         f"http://{settings['CLICKHOUSE_USER']}:{settings['CLICKHOUSE_PASSWORD']}"
-                         f"@{settings['CLICKHOUSE_HOST']}:{settings.clickhouse_port}/default")
+                         f"http://{settings.clickhouse_user}:{settings.clickhouse_password}"
+                         f"@{settings.clickhouse_host}:{settings.clickhouse_port}/default")
 
     return Service(
         name="clickhouse",
@@ -38,13 +38,13 @@ def service(settings: Settings) -> Service:
         healthy=healthy,
         provision=provision,
         environment={
-            "CLICKHOUSE_HOST": settings["CLICKHOUSE_HOST"],
+            "CLICKHOUSE_HOST": settings.clickhouse_host,
             "CLICKHOUSE_PORT": str(settings.clickhouse_port),
             "CLICKHOUSE_DATA_DIR": str(settings.data_dir / "clickhouse"),
-            "CLICKHOUSE_USER": settings["CLICKHOUSE_USER"],
-            "CLICKHOUSE_PASSWORD": settings["CLICKHOUSE_PASSWORD"],
-            "CLICKHOUSE_BI_USER": settings["CLICKHOUSE_BI_USER"],
-            "CLICKHOUSE_BI_PASSWORD": settings["CLICKHOUSE_BI_PASSWORD"],
+            "CLICKHOUSE_USER": settings.clickhouse_user,
+            "CLICKHOUSE_PASSWORD": settings.clickhouse_password,
+            "CLICKHOUSE_BI_USER": settings.clickhouse_bi_user,
+            "CLICKHOUSE_BI_PASSWORD": settings.clickhouse_bi_password,
         },
         stop_wait_seconds=60,
     )

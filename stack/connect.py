@@ -16,10 +16,10 @@ DEBEZIUM_POSTGRES = "io.debezium.connector.postgresql.PostgresConnector"
 
 def service(settings: Settings) -> Service:
     properties = settings.data_dir / "connect" / "connect-distributed.properties"
-    url = settings["CONNECT_URL"].rstrip("/")
+    url = settings.connect_url.rstrip("/")
 
     def prepare() -> None:
-        jvm.render("connect-distributed.properties", properties, bootstrap=settings["KAFKA_BOOTSTRAP_SERVERS"],
+        jvm.render("connect-distributed.properties", properties, bootstrap=settings.kafka_bootstrap_servers,
                    host=settings.connect_host, port=settings.connect_port, plugin_path=PLUGIN_DIR)
 
     def healthy() -> bool:
@@ -56,6 +56,6 @@ def service(settings: Settings) -> Service:
         provision=provision,
         details=details,
         # what the connectors' ${env:POSTGRES_CDC_PASSWORD} resolves to (connect-distributed.properties)
-        environment={"POSTGRES_CDC_PASSWORD": settings["POSTGRES_CDC_PASSWORD"]},
+        environment={"POSTGRES_CDC_PASSWORD": settings.postgres_cdc_password},
         stop_wait_seconds=60,
     )

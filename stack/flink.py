@@ -106,7 +106,7 @@ CLUSTER = {
     "heartbeat.timeout": "20000",
     "slot.request.timeout": "600000",
 }
-# the settings of .env each deployment passes on (compose: `${NAME:-default}`)
+# the settings of .env each deployment passes on (compose: `${NAME:-default}`; tests/unit/test_compose.py)
 FROM_SETTINGS = {
     "jobmanager.memory.process.size": "FLINK_JOBMANAGER_MEMORY",
     "taskmanager.memory.process.size": "FLINK_TASKMANAGER_MEMORY",
@@ -114,11 +114,19 @@ FROM_SETTINGS = {
 }
 
 
+def from_settings(settings: Settings) -> dict[str, str]:
+    """FROM_SETTINGS with this deployment's values."""
+    values = {"FLINK_JOBMANAGER_MEMORY": settings.flink_jobmanager_memory,
+              "FLINK_TASKMANAGER_MEMORY": settings.flink_taskmanager_memory,
+              "FLINK_TASKMANAGER_SLOTS": str(settings.flink_taskmanager_slots)}
+    return {key: values[name] for key, name in FROM_SETTINGS.items()}
+
+
 def _config(settings: Settings, paths: Paths) -> str:
     rest = urlparse(rest_url(settings))
     values = {
         "jobmanager.rpc.address": rest.hostname,
-        "jobmanager.rpc.port": settings["FLINK_JOBMANAGER_RPC_PORT"],
+        "jobmanager.rpc.port": str(settings.flink_jobmanager_rpc_port),
         "jobmanager.bind-host": rest.hostname,
         "taskmanager.bind-host": rest.hostname,
         "taskmanager.host": rest.hostname,
@@ -126,7 +134,7 @@ def _config(settings: Settings, paths: Paths) -> str:
         # one that just died met the JobManager's stale Pekko association to it, every message to it was
         # dropped ("read-only association") and it never registered, so the job waited for slots forever
         "taskmanager.rpc.port": "0",
-        **{key: settings[name] for key, name in FROM_SETTINGS.items()},
+        **from_settings(settings),
         "rest.address": rest.hostname,
         "rest.bind-address": rest.hostname,
         "rest.port": str(rest.port or 8081),
@@ -198,7 +206,7 @@ def service(settings: Settings) -> Service:
         depends_on=("kafka", "postgres"),
         prepare=prepare,
         environment=script_env(settings),
-        extra_ports=(int(settings["FLINK_JOBMANAGER_RPC_PORT"]),),
+        extra_ports=(settings.flink_jobmanager_rpc_port,),
         stop_wait_seconds=30,
     )
 

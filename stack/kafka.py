@@ -43,7 +43,7 @@ def declared_topics(path: Path = TOPICS_FILE) -> list[Topic]:
 
 def admin(settings: Settings) -> AdminClient:
     # log_level 0: connection-refused chatter while the broker starts is not news
-    return AdminClient({"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"], "socket.timeout.ms": 5000,
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "socket.timeout.ms": 5000,
                         "log_level": 0})
 
 
@@ -85,7 +85,7 @@ def service(settings: Settings) -> Service:
             return
         result = subprocess.run(
             jvm.command("kafka.tools.StorageTool", "kafka", "256m", "format", "--ignore-formatted",
-                        "-t", settings["KAFKA_CLUSTER_ID"], "-c", str(properties)),
+                        "-t", settings.kafka_cluster_id, "-c", str(properties)),
             capture_output=True, text=True)
         if result.returncode != 0:
             raise StackError(f"formatting Kafka storage in {logs} failed: {result.stdout.strip()[-300:]}")
@@ -103,7 +103,7 @@ def service(settings: Settings) -> Service:
         name="kafka",
         port=settings.kafka_port,
         port_setting="KAFKA_BOOTSTRAP_SERVERS",
-        url=settings["KAFKA_BOOTSTRAP_SERVERS"],
+        url=settings.kafka_bootstrap_servers,
         command=jvm.command("kafka.Kafka", "kafka", "768m", str(properties)),
         healthy=healthy,
         prepare=prepare,

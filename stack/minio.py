@@ -17,12 +17,12 @@ BINARY = BIN / "minio"
 
 
 def client(settings: Settings) -> Minio:
-    return Minio(f"{settings.minio_host}:{settings.minio_port}", access_key=settings["MINIO_ROOT_USER"],
-                 secret_key=settings["MINIO_ROOT_PASSWORD"], secure=settings["MINIO_ENDPOINT"].startswith("https"))
+    return Minio(f"{settings.minio_host}:{settings.minio_port}", access_key=settings.minio_root_user,
+                 secret_key=settings.minio_root_password, secure=settings.minio_secure)
 
 
 def ensure_bucket(settings: Settings) -> None:
-    minio, bucket = client(settings), settings["MINIO_BUCKET"]
+    minio, bucket = client(settings), settings.minio_bucket
     if not minio.bucket_exists(bucket):
         minio.make_bucket(bucket)
 
@@ -37,20 +37,21 @@ def prefix_policy(bucket: str, prefix: str) -> dict:
         {"Effect": "Allow", "Action": ["s3:GetBucketLocation"], "Resource": [f"arn:aws:s3:::{bucket}"]}]}
 
 
-# component users: (user setting, password setting, prefix of MINIO_BUCKET it may use)
-USERS = (("MINIO_MLFLOW_USER", "MINIO_MLFLOW_PASSWORD", mlflow.ARTIFACTS_PREFIX),)
+def users(settings: Settings) -> list[tuple[str, str, str]]:
+    """The component users: (user, password, the prefix of MINIO_BUCKET it may use)."""
+    return [(settings.minio_mlflow_user, settings.minio_mlflow_password, mlflow.ARTIFACTS_PREFIX)]
 
 
 def ensure_users(settings: Settings) -> None:
     """Each component user with its password from .env and a policy for its prefix only (idempotent:
     user_add sets the password again, policy_add replaces the policy)."""
     admin = MinioAdmin(endpoint=f"{settings.minio_host}:{settings.minio_port}",
-                       credentials=StaticProvider(settings["MINIO_ROOT_USER"], settings["MINIO_ROOT_PASSWORD"]),
-                       secure=settings["MINIO_ENDPOINT"].startswith("https"))
-    for user_var, password_var, prefix in USERS:
-        user, policy = settings[user_var], f"{settings[user_var]}-{prefix}"
-        admin.user_add(user, settings[password_var])
-        admin.policy_add(policy, policy=prefix_policy(settings["MINIO_BUCKET"], prefix))
+                       credentials=StaticProvider(settings.minio_root_user, settings.minio_root_password),
+                       secure=settings.minio_secure)
+    for user, password, prefix in users(settings):
+        policy = f"{user}-{prefix}"
+        admin.user_add(user, password)
+        admin.policy_add(policy, policy=prefix_policy(settings.minio_bucket, prefix))
         if policy not in json.loads(admin.user_info(user)).get("policyName", "").split(","):
             admin.attach_policy([policy], user=user)
 
@@ -61,7 +62,7 @@ def provision(settings: Settings) -> None:
 
 
 def service(settings: Settings) -> Service:
-    endpoint = settings["MINIO_ENDPOINT"].rstrip("/")
+    endpoint = settings.minio_endpoint.rstrip("/")
 
     def healthy() -> bool:
         try:
@@ -79,8 +80,8 @@ def service(settings: Settings) -> Service:
                  "--console-address", f"{settings.minio_host}:{settings.minio_console_port}", "--quiet"],
         healthy=healthy,
         provision=lambda: provision(settings),
-        environment={"MINIO_ROOT_USER": settings["MINIO_ROOT_USER"],
-                     "MINIO_ROOT_PASSWORD": settings["MINIO_ROOT_PASSWORD"],
+        environment={"MINIO_ROOT_USER": settings.minio_root_user,
+                     "MINIO_ROOT_PASSWORD": settings.minio_root_password,
                      "MINIO_BROWSER_REDIRECT_URL": f"http://{settings.minio_host}:{settings.minio_console_port}",
                      "MINIO_UPDATE": "off"},
         extra_ports=(settings.minio_console_port,),

@@ -30,7 +30,7 @@ ARTIFACTS_PREFIX = "mlflow"  # under MINIO_BUCKET; stack/minio.py grants the MLf
 
 
 def url(settings: Settings) -> str:
-    return f"http://{settings['MLFLOW_HOST']}:{settings['MLFLOW_PORT']}"
+    return f"http://{settings.mlflow_host}:{settings.mlflow_port}"
 
 
 def workdir(settings: Settings) -> Path:
@@ -39,8 +39,8 @@ def workdir(settings: Settings) -> Path:
 
 def backend_uri(settings: Settings) -> str:
     """The PostgreSQL URI without its password (libpq reads PGPASSWORD)."""
-    return (f"postgresql+psycopg2://{settings['POSTGRES_MLFLOW_USER']}@{settings.postgres_host}:"
-            f"{settings.postgres_port}/{settings['POSTGRES_MLFLOW_DB']}")
+    return (f"postgresql+psycopg2://{settings.postgres_mlflow_user}@{settings.postgres_host}:"
+            f"{settings.postgres_port}/{settings.postgres_mlflow_db}")
 
 
 def auth_config(settings: Settings) -> str:
@@ -55,16 +55,16 @@ def auth_config(settings: Settings) -> str:
 def environment(settings: Settings) -> dict[str, str]:
     return {
         "MLFLOW_BACKEND_STORE_URI": backend_uri(settings),
-        "PGPASSWORD": settings["POSTGRES_MLFLOW_PASSWORD"],
-        "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{settings['MINIO_BUCKET']}/{ARTIFACTS_PREFIX}",
-        "MLFLOW_S3_ENDPOINT_URL": settings["MINIO_ENDPOINT"],
-        "AWS_ACCESS_KEY_ID": settings["MINIO_MLFLOW_USER"],
-        "AWS_SECRET_ACCESS_KEY": settings["MINIO_MLFLOW_PASSWORD"],
+        "PGPASSWORD": settings.postgres_mlflow_password,
+        "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{settings.minio_bucket}/{ARTIFACTS_PREFIX}",
+        "MLFLOW_S3_ENDPOINT_URL": settings.minio_endpoint,
+        "AWS_ACCESS_KEY_ID": settings.minio_mlflow_user,
+        "AWS_SECRET_ACCESS_KEY": settings.minio_mlflow_password,
         "AWS_DEFAULT_REGION": "us-east-1",
         "MLFLOW_AUTH_CONFIG_PATH": str((workdir(settings) / "basic_auth.ini").resolve()),
-        "MLFLOW_AUTH_ADMIN_USERNAME": settings["MLFLOW_ADMIN_USER"],
-        "MLFLOW_AUTH_ADMIN_PASSWORD": settings["MLFLOW_ADMIN_PASSWORD"],
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": settings["MLFLOW_SECRET_KEY"],
+        "MLFLOW_AUTH_ADMIN_USERNAME": settings.mlflow_admin_user,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": settings.mlflow_admin_password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": settings.mlflow_secret_key,
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "MLFLOW_ENABLE_AI_GATEWAY": "false",
         "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -84,29 +84,30 @@ def healthy(settings: Settings) -> bool:
         return False
 
 
-# (user, password) settings of the logins provision() creates
-USERS = (("MLFLOW_CHURN_USER", "MLFLOW_CHURN_PASSWORD"), ("MLFLOW_CHURN_API_USER", "MLFLOW_CHURN_API_PASSWORD"))
+def users(settings: Settings) -> list[tuple[str, str]]:
+    """(user, password) of the logins provision() creates: MLFLOW_CHURN_USER, MLFLOW_CHURN_API_USER."""
+    return [(settings.mlflow_churn_user, settings.mlflow_churn_password),
+            (settings.mlflow_churn_api_user, settings.mlflow_churn_api_password)]
 
 
 def provision(settings: Settings) -> None:
     """The churn model's own login (MLFLOW_CHURN_USER: it creates its experiment and registered model and so
     manages only those; basic auth's default for other users' objects is NO_PERMISSIONS) and the real-time
     service's (MLFLOW_CHURN_API_USER: nothing of its own, READ where the churn login grants it). Idempotent."""
-    admin = (settings["MLFLOW_ADMIN_USER"], settings["MLFLOW_ADMIN_PASSWORD"])
-    for user_setting, password_setting in USERS:
-        user = settings[user_setting]
+    admin = (settings.mlflow_admin_user, settings.mlflow_admin_password)
+    for user, password in users(settings):
         got = requests.get(f"{url(settings)}/api/2.0/mlflow/users/get", params={"username": user}, auth=admin,
                            timeout=10)
         if got.status_code == 200:
             continue
         made = requests.post(f"{url(settings)}/api/2.0/mlflow/users/create", auth=admin, timeout=10,
-                             json={"username": user, "password": settings[password_setting]})
+                             json={"username": user, "password": password})
         if made.status_code != 200:
             raise StackError(f"mlflow: could not create user {user}: HTTP {made.status_code} {made.text[:200]}")
 
 
 def service(settings: Settings) -> Service:
-    port = int(settings["MLFLOW_PORT"])
+    port = settings.mlflow_port
     return Service(
         name="mlflow",
         port=port,
@@ -114,7 +115,7 @@ def service(settings: Settings) -> Service:
         url=url(settings),
         # a request left open (a browser's) must not hold a stop for minutes: 10 s of graceful shutdown
         command=[str(VENV / "bin" / "mlflow"), "server", "--app-name", "basic-auth",
-                 "--host", settings["MLFLOW_HOST"], "--port", str(port), "--workers", "1",
+                 "--host", settings.mlflow_host, "--port", str(port), "--workers", "1",
                  "--uvicorn-opts", "--timeout-graceful-shutdown 10"],
         healthy=lambda: healthy(settings),
         depends_on=("postgres", "minio"),
@@ -138,7 +139,7 @@ def main(argv: list[str]) -> int:
     except (StackError, requests.RequestException) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
-    print(f"mlflow: users {', '.join(settings[u] for u, _ in USERS)} are provisioned")
+    print(f"mlflow: users {', '.join(user for user, _ in users(settings))} are provisioned")
     return 0
 
 

@@ -74,11 +74,11 @@ def service(settings: Settings) -> Service:
             return
         data.mkdir(parents=True, exist_ok=True)
         pwfile = root / "initdb.pw"
-        pwfile.write_text(settings["POSTGRES_PASSWORD"])
+        pwfile.write_text(settings.postgres_password)
         _chown(root)
         try:
             result = subprocess.run(
-                _as_user([str(bin_dir() / "initdb"), "-D", str(data), "-U", settings["POSTGRES_USER"],
+                _as_user([str(bin_dir() / "initdb"), "-D", str(data), "-U", settings.postgres_user,
                           f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=scram-sha-256",
                           "--encoding=UTF8", "--locale=C.UTF-8"]),
                 capture_output=True, text=True)
@@ -95,7 +95,7 @@ def service(settings: Settings) -> Service:
 
     def healthy() -> bool:
         try:
-            with psycopg.connect(settings.postgres_dsn(dbname="postgres")) as conn:
+            with psycopg.connect(admin_dsn(settings, "postgres")) as conn:
                 return conn.execute("SELECT 1").fetchone() == (1,)
         except psycopg.Error:
             return False
@@ -104,7 +104,7 @@ def service(settings: Settings) -> Service:
         name="postgres",
         port=settings.postgres_port,
         port_setting="POSTGRES_PORT",
-        url=f"postgresql://{settings.postgres_host}:{settings.postgres_port}/{settings['POSTGRES_DB']}",
+        url=f"postgresql://{settings.postgres_host}:{settings.postgres_port}/{settings.postgres_db}",
         command=[
             str(bin_dir() / "postgres"), "-D", str(data),
             "-c", f"listen_addresses={settings.postgres_host}",
@@ -127,43 +127,48 @@ def service(settings: Settings) -> Service:
     )
 
 
+def admin_dsn(settings: Settings, dbname: str | None = None) -> str:
+    """The superuser's (POSTGRES_USER) connection string: provisioning only."""
+    return settings.postgres_dsn(settings.postgres_user, settings.postgres_password, dbname)
+
+
 def provision(settings: Settings) -> None:
     """Create the database, the per-component roles and their grants (sql/postgres/roles.sql)."""
-    with psycopg.connect(settings.postgres_dsn(dbname="postgres"), autocommit=True) as conn:
-        db = settings["POSTGRES_DB"]
+    with psycopg.connect(admin_dsn(settings, "postgres"), autocommit=True) as conn:
+        db = settings.postgres_db
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
     psql(settings, ROLES_SQL, {
-        "db": settings["POSTGRES_DB"],
-        "admin_user": settings["POSTGRES_USER"],
-        "cdc_user": settings["POSTGRES_CDC_USER"], "cdc_password": settings["POSTGRES_CDC_PASSWORD"],
-        "stream_user": settings["POSTGRES_STREAM_USER"], "stream_password": settings["POSTGRES_STREAM_PASSWORD"],
-        "bi_user": settings["POSTGRES_BI_USER"], "bi_password": settings["POSTGRES_BI_PASSWORD"],
-        "simulator_user": settings["POSTGRES_SIMULATOR_USER"],
-        "simulator_password": settings["POSTGRES_SIMULATOR_PASSWORD"],
-        "iceberg_user": settings["POSTGRES_ICEBERG_USER"], "iceberg_password": settings["POSTGRES_ICEBERG_PASSWORD"],
-        "airflow_user": settings["POSTGRES_AIRFLOW_USER"], "airflow_password": settings["POSTGRES_AIRFLOW_PASSWORD"],
-        "airflow_db": settings["AIRFLOW_DB"],
-        "superset_user": settings["POSTGRES_SUPERSET_USER"],
-        "superset_password": settings["POSTGRES_SUPERSET_PASSWORD"], "superset_db": settings["POSTGRES_SUPERSET_DB"],
-        "mlflow_user": settings["POSTGRES_MLFLOW_USER"], "mlflow_password": settings["POSTGRES_MLFLOW_PASSWORD"],
-        "mlflow_db": settings["POSTGRES_MLFLOW_DB"],
-        "churn_api_user": settings["POSTGRES_CHURN_API_USER"],
-        "churn_api_password": settings["POSTGRES_CHURN_API_PASSWORD"],
+        "db": settings.postgres_db,
+        "admin_user": settings.postgres_user,
+        "cdc_user": settings.postgres_cdc_user, "cdc_password": settings.postgres_cdc_password,
+        "stream_user": settings.postgres_stream_user, "stream_password": settings.postgres_stream_password,
+        "bi_user": settings.postgres_bi_user, "bi_password": settings.postgres_bi_password,
+        "simulator_user": settings.postgres_simulator_user,
+        "simulator_password": settings.postgres_simulator_password,
+        "iceberg_user": settings.postgres_iceberg_user, "iceberg_password": settings.postgres_iceberg_password,
+        "airflow_user": settings.postgres_airflow_user, "airflow_password": settings.postgres_airflow_password,
+        "airflow_db": settings.airflow_db,
+        "superset_user": settings.postgres_superset_user,
+        "superset_password": settings.postgres_superset_password, "superset_db": settings.postgres_superset_db,
+        "mlflow_user": settings.postgres_mlflow_user, "mlflow_password": settings.postgres_mlflow_password,
+        "mlflow_db": settings.postgres_mlflow_db,
+        "churn_api_user": settings.postgres_churn_api_user,
+        "churn_api_password": settings.postgres_churn_api_password,
     })
     migrations.apply("postgres", migrations.POSTGRES_DIR,
-                     f"host={settings.postgres_host} port={settings.postgres_port} user={settings['POSTGRES_USER']} "
-                     f"password={settings['POSTGRES_PASSWORD']} dbname={settings['POSTGRES_DB']} sslmode=disable")
+                     f"host={settings.postgres_host} port={settings.postgres_port} user={settings.postgres_user} "
+                     f"password={settings.postgres_password} dbname={settings.postgres_db} sslmode=disable")
 
 
 def psql(settings: Settings, script: Path, variables: dict[str, str]) -> None:
     """Run a SQL script with psql as the superuser (the same scripts compose's init runs)."""
     args = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", settings.postgres_host,
-            "-p", str(settings.postgres_port), "-U", settings["POSTGRES_USER"], "-d", settings["POSTGRES_DB"]]
+            "-p", str(settings.postgres_port), "-U", settings.postgres_user, "-d", settings.postgres_db]
     for key, value in variables.items():
         args += ["-v", f"{key}={value}"]
     result = subprocess.run([*args, "-f", str(script)], capture_output=True, text=True,
-                            env={**os.environ, "PGPASSWORD": settings["POSTGRES_PASSWORD"]})
+                            env={**os.environ, "PGPASSWORD": settings.postgres_password})
     if result.returncode != 0:
         detail = " ".join(result.stderr.split())
         raise StackError(f"{script.relative_to(REPO)} failed: {detail}")

@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from platform_common.config import REPO, TOOLS, Settings
-from platform_common.errors import ConfigError, StackError
+from platform_common.errors import StackError
 from platform_common.net import port_open
 from stack import jvm
 from stack.service import Service
@@ -51,11 +51,8 @@ def spark_home() -> Path:
 
 
 def connect_port(settings: Settings) -> int:
-    url = settings["SPARK_CONNECT_URL"]
-    parsed = urlparse(url)
-    if parsed.scheme != "sc" or not parsed.hostname:
-        raise ConfigError(f"SPARK_CONNECT_URL={url!r} must look like sc://localhost:15002; fix it in .env")
-    return parsed.port or 15002
+    # SPARK_CONNECT_URL is an sc:// URL (platform_common.config); Spark Connect's default port when it names none
+    return urlparse(settings.spark_connect_url).port or 15002
 
 
 def server_conf(settings: Settings) -> dict[str, str]:
@@ -65,7 +62,7 @@ def server_conf(settings: Settings) -> dict[str, str]:
         "spark.connect.grpc.binding.port": str(connect_port(settings)),
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
-        "spark.driver.memory": settings["SPARK_DRIVER_MEMORY"],
+        "spark.driver.memory": settings.spark_driver_memory,
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.jars": ",".join(sorted(str(p) for p in JARS.glob("*.jar"))),
@@ -85,7 +82,7 @@ def write_cluster_defaults(settings: Settings, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
     path.chmod(0o600)
-    path.write_text(f"spark.authenticate true\nspark.authenticate.secret {settings['SPARK_CLUSTER_SECRET']}\n")
+    path.write_text(f"spark.authenticate true\nspark.authenticate.secret {settings.spark_cluster_secret}\n")
 
 
 def warmup_result(settings: Settings, pid: int) -> Path:
@@ -120,35 +117,35 @@ def service(settings: Settings) -> Service:
         if not any("iceberg-spark-runtime" in p.name for p in JARS.glob("*.jar")):
             raise StackError(f"the Iceberg jars are missing from {JARS}; run `make setup`")
         # on a standalone master (stack/spark_cluster.py) the driver must know the cluster's secret
-        if settings["SPARK_MASTER"].startswith("spark://"):
+        if settings.spark_master.startswith("spark://"):
             write_cluster_defaults(settings, conf_dir)
         else:
             (conf_dir / "spark-defaults.conf").unlink(missing_ok=True)
 
     home = spark_home_or_placeholder()
     command = [str(home / "bin" / "spark-submit"), "--class", SERVER_CLASS, "--name", "spark-connect",
-               "--master", settings["SPARK_MASTER"]]
+               "--master", settings.spark_master]
     for key, value in server_conf(settings).items():
         command += ["--conf", f"{key}={value}"]
     return Service(
         name="spark",
         port=port,
         port_setting="SPARK_CONNECT_URL",
-        url=settings["SPARK_CONNECT_URL"],
+        url=settings.spark_connect_url,
         command=[*command, "spark-internal"],
         # the gRPC port opens only once the driver (its SparkContext) is up
         healthy=lambda: port_open(port),
         # what its sessions reach: the Iceberg catalog (PostgreSQL) and the warehouse (MinIO); the stack's
         # standalone cluster when it is the driver's master
         depends_on=("postgres", "minio",
-                    *(("spark-worker",) if settings["SPARK_MASTER"] == settings["SPARK_STANDALONE_URL"] else ())),
+                    *(("spark-worker",) if settings.spark_master == settings.spark_standalone_url else ())),
         prepare=prepare,
         provision=lambda: start_warmup(settings),
         environment={"SPARK_HOME": str(home), "SPARK_CONF_DIR": str(conf_dir), "SPARK_LOCAL_IP": "127.0.0.1",
                      "SPARK_LOCAL_DIRS": str(settings.data_dir / "spark" / "tmp"),
                      "PYSPARK_PYTHON": str(VENV / "bin" / "python"),
-                     "SPARK_CONNECT_AUTHENTICATE_TOKEN": settings["SPARK_CONNECT_TOKEN"]},
-        details=lambda: f"master {settings['SPARK_MASTER']}; clients: SPARK_CONNECT_TOKEN in .env",
+                     "SPARK_CONNECT_AUTHENTICATE_TOKEN": settings.spark_connect_token},
+        details=lambda: f"master {settings.spark_master}; clients: SPARK_CONNECT_TOKEN in .env",
         stop_wait_seconds=30,
     )
 

@@ -20,7 +20,6 @@ from types import SimpleNamespace
 from urllib.parse import urlparse
 
 from platform_common.config import Settings
-from platform_common.errors import ConfigError
 from platform_common.net import get_json
 from stack.service import Service
 from stack.spark import spark_home_or_placeholder, write_cluster_defaults
@@ -32,10 +31,8 @@ DAEMON_OPTS = "-Dspark.master.rest.enabled=false -Dspark.ui.killEnabled=false -D
 
 
 def standalone(settings: Settings) -> tuple[str, int]:
-    url = settings["SPARK_STANDALONE_URL"]
-    parsed = urlparse(url)
-    if parsed.scheme != "spark" or not parsed.hostname or not parsed.port:
-        raise ConfigError(f"SPARK_STANDALONE_URL={url!r} must look like spark://127.0.0.1:7077; fix it in .env")
+    """The master's host and port (SPARK_STANDALONE_URL, a spark://host:port URL: platform_common.config)."""
+    parsed = urlparse(settings.spark_standalone_url)
     return parsed.hostname, parsed.port
 
 
@@ -55,7 +52,7 @@ def environment(settings: Settings) -> dict[str, str]:
 
 def master_state(settings: Settings) -> dict | None:
     """The master's own view (its web UI's /json): status, workers, applications."""
-    return get_json(f"http://127.0.0.1:{settings['SPARK_MASTER_UI_PORT']}/json/", timeout=3)
+    return get_json(f"http://127.0.0.1:{settings.spark_master_ui_port}/json/", timeout=3)
 
 
 def alive_workers(settings: Settings) -> list[dict]:
@@ -80,14 +77,14 @@ def service(settings: Settings) -> Service:
         name="spark-master",
         port=port,
         port_setting="SPARK_STANDALONE_URL",
-        url=f"http://127.0.0.1:{settings['SPARK_MASTER_UI_PORT']}",
+        url=f"http://127.0.0.1:{settings.spark_master_ui_port}",
         command=[str(spark_home_or_placeholder() / "bin" / "spark-class"), MASTER_CLASS, "--host", host,
-                 "--port", str(port), "--webui-port", settings["SPARK_MASTER_UI_PORT"]],
+                 "--port", str(port), "--webui-port", str(settings.spark_master_ui_port)],
         healthy=lambda: (master_state(settings) or {}).get("status") == "ALIVE",
         prepare=prepare,
         details=details,
         environment=environment(settings),
-        extra_ports=(int(settings["SPARK_MASTER_UI_PORT"]),),
+        extra_ports=(settings.spark_master_ui_port,),
         stop_wait_seconds=30,
     )
 
@@ -98,16 +95,16 @@ def worker_service(settings: Settings) -> Service:
         name="spark-worker",
         port=None,             # its RPC port is new at each start: the master knows it by registration
         port_setting=None,
-        url=f"http://127.0.0.1:{settings['SPARK_WORKER_UI_PORT']}",
+        url=f"http://127.0.0.1:{settings.spark_worker_ui_port}",
         command=[str(spark_home_or_placeholder() / "bin" / "spark-class"), WORKER_CLASS, "--host", "127.0.0.1",
-                 "--webui-port", settings["SPARK_WORKER_UI_PORT"], "--cores", settings["SPARK_WORKER_CORES"],
-                 "--memory", settings["SPARK_WORKER_MEMORY"], f"spark://{host}:{port}"],
+                 "--webui-port", str(settings.spark_worker_ui_port), "--cores", str(settings.spark_worker_cores),
+                 "--memory", settings.spark_worker_memory, f"spark://{host}:{port}"],
         healthy=lambda: bool(alive_workers(settings)),
         depends_on=("spark-master",),
         prepare=lambda: write_cluster_defaults(settings, conf_dir(settings)),
         details=lambda: ", ".join(f"{w['cores']} cores, {w['memory']} MiB" for w in alive_workers(settings)),
         environment=environment(settings),
-        extra_ports=(int(settings["SPARK_WORKER_UI_PORT"]),),
+        extra_ports=(settings.spark_worker_ui_port,),
         stop_wait_seconds=30,
     )
 

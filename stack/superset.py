@@ -42,7 +42,7 @@ MASKED = "XXXXXXXXXX"  # how Superset's exports write a password; the import fil
 
 
 def url(settings: Settings) -> str:
-    return f"http://{settings['SUPERSET_HOST']}:{settings['SUPERSET_PORT']}"
+    return f"http://{settings.superset_host}:{settings.superset_port}"
 
 
 def workdir(settings: Settings) -> Path:
@@ -53,13 +53,13 @@ def environment(settings: Settings) -> dict[str, str]:
     """What superset_config.py reads (the same names compose sets)."""
     return {
         "SUPERSET_CONFIG_PATH": str(CONFIG_MODULE),
-        "SUPERSET_SECRET_KEY": settings["SUPERSET_SECRET_KEY"],
+        "SUPERSET_SECRET_KEY": settings.superset_secret_key,
         "SUPERSET_CACHE_DIR": str((workdir(settings) / "cache").resolve()),
         "POSTGRES_HOST": settings.postgres_host,
         "POSTGRES_PORT": str(settings.postgres_port),
-        "POSTGRES_SUPERSET_DB": settings["POSTGRES_SUPERSET_DB"],
-        "POSTGRES_SUPERSET_USER": settings["POSTGRES_SUPERSET_USER"],
-        "POSTGRES_SUPERSET_PASSWORD": settings["POSTGRES_SUPERSET_PASSWORD"],
+        "POSTGRES_SUPERSET_DB": settings.postgres_superset_db,
+        "POSTGRES_SUPERSET_USER": settings.postgres_superset_user,
+        "POSTGRES_SUPERSET_PASSWORD": settings.postgres_superset_password,
         "SUPERSET_LOAD_EXAMPLES": "no",
     }
 
@@ -84,10 +84,10 @@ def prepare(settings: Settings) -> None:
     """Idempotent: schema migrations, admin user, roles and permissions."""
     (workdir(settings) / "cache").mkdir(parents=True, exist_ok=True)
     # each CLI call loads the whole app (~10 s): skip them when nothing they depend on changed
-    user, password = settings["SUPERSET_ADMIN_USER"], settings["SUPERSET_ADMIN_PASSWORD"]
+    user, password = settings.superset_admin_user, settings.superset_admin_password
     marker = workdir(settings) / "initialized"
     inputs = hashlib.sha256("\0".join([LOCK.read_text(), CONFIG_MODULE.read_text(), user, password,
-                                        settings["POSTGRES_SUPERSET_DB"]]).encode()).hexdigest()
+                                        settings.postgres_superset_db]).encode()).hexdigest()
     if marker.exists() and marker.read_text() == inputs:
         return
     _cli(settings, "db", "upgrade", what="db upgrade")
@@ -115,13 +115,13 @@ class Client:
         self.http = requests.Session()
         try:
             response = self.http.post(f"{self.base}/api/v1/security/login", timeout=timeout, json={
-                "username": settings["SUPERSET_ADMIN_USER"], "password": settings["SUPERSET_ADMIN_PASSWORD"],
+                "username": settings.superset_admin_user, "password": settings.superset_admin_password,
                 "provider": "db", "refresh": False})
         except requests.RequestException as exc:
             raise StackError(f"Superset is not reachable at {self.base} ({type(exc).__name__}); "
                              f"start it with `make up s=superset`") from None
         if response.status_code != 200:
-            raise StackError(f"Superset login as {settings['SUPERSET_ADMIN_USER']} failed (HTTP {response.status_code}); "
+            raise StackError(f"Superset login as {settings.superset_admin_user} failed (HTTP {response.status_code}); "
                              f"check SUPERSET_ADMIN_USER/SUPERSET_ADMIN_PASSWORD in .env")
         self.http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
         self.http.headers["Referer"] = self.base
@@ -149,6 +149,16 @@ class Client:
 
 
 # -- the bundle ------------------------------------------------------------------------------------
+def _setting(settings: Settings, name: str, path: Path) -> str:
+    """The value of the variable a bundle file names (${CLICKHOUSE_HOST}): its field of Settings."""
+    field = name.lower()
+    value = getattr(settings, field) if field in Settings.model_fields else None
+    if value is None:
+        raise StackError(f"{path.relative_to(REPO)}: sqlalchemy_uri names ${{{name}}}, which is no variable of "
+                         f".env.example")
+    return str(value)
+
+
 def bundle_files(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
     """The bundle's files (name -> YAML) with database URIs filled in from .env, and their passwords.
 
@@ -171,8 +181,8 @@ def bundle_files(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
             if len(users) != 1 or MASKED not in template.template:
                 raise StackError(f"{path.relative_to(REPO)}: sqlalchemy_uri must name one ${{..._USER}} "
                                  f"and mask its password as {MASKED}")
-            config["sqlalchemy_uri"] = template.substitute({n: settings[n] for n in names})  # unset: ConfigError
-            passwords[name] = settings[users[0].removesuffix("_USER") + "_PASSWORD"]
+            config["sqlalchemy_uri"] = template.substitute({n: _setting(settings, n, path) for n in names})
+            passwords[name] = _setting(settings, users[0].removesuffix("_USER") + "_PASSWORD", path)
             text = yaml.safe_dump(config, sort_keys=False)
         files[name] = text
     return files, passwords
@@ -266,14 +276,14 @@ def _provision(settings: Settings) -> None:
 
 
 def service(settings: Settings) -> Service:
-    port = int(settings["SUPERSET_PORT"])
+    port = settings.superset_port
     return Service(
         name="superset",
         port=port,
         port_setting="SUPERSET_PORT",
         url=url(settings),
         command=[str(VENV / "bin" / "gunicorn"), "--chdir", str(workdir(settings).resolve()),
-                 "--bind", f"{settings['SUPERSET_HOST']}:{port}", "--workers", settings["SUPERSET_WORKERS"],
+                 "--bind", f"{settings.superset_host}:{port}", "--workers", str(settings.superset_workers),
                  "--worker-class", "gthread", "--threads", "4", "--timeout", "120",
                  "--limit-request-line", "0", "--limit-request-field_size", "0",
                  "superset.app:create_app()"],

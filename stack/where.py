@@ -13,22 +13,22 @@ def show(settings: Settings) -> None:
     table = Table(title="where to look", show_lines=False)
     for column in ("what", "where", "login"):
         table.add_column(column)
-    minio_console = settings["MINIO_ENDPOINT"].rsplit(":", 1)[0] + f":{settings['MINIO_CONSOLE_PORT']}"
+    minio_console = settings.minio_endpoint.rsplit(":", 1)[0] + f":{settings.minio_console_port}"
     for what, where, login in (
-        ("Superset dashboards", f"http://127.0.0.1:{settings['SUPERSET_PORT']}",
-         f"{settings['SUPERSET_ADMIN_USER']} / {settings['SUPERSET_ADMIN_PASSWORD']}"),
-        ("Airflow (DAGs, runs, logs)", f"http://127.0.0.1:{settings['AIRFLOW_PORT']}",
-         f"{settings['AIRFLOW_ADMIN_USER']} / {settings['AIRFLOW_ADMIN_PASSWORD']}"),
-        ("MLflow (runs, model registry)", f"http://{settings['MLFLOW_HOST']}:{settings['MLFLOW_PORT']}",
-         f"{settings['MLFLOW_ADMIN_USER']} / {settings['MLFLOW_ADMIN_PASSWORD']}"),
+        ("Superset dashboards", f"http://127.0.0.1:{settings.superset_port}",
+         f"{settings.superset_admin_user} / {settings.superset_admin_password}"),
+        ("Airflow (DAGs, runs, logs)", f"http://127.0.0.1:{settings.airflow_port}",
+         f"{settings.airflow_admin_user} / {settings.airflow_admin_password}"),
+        ("MLflow (runs, model registry)", f"http://{settings.mlflow_host}:{settings.mlflow_port}",
+         f"{settings.mlflow_admin_user} / {settings.mlflow_admin_password}"),
         ("Churn scoring API (real time)",
-         f"http://{settings['CHURN_API_HOST']}:{settings['CHURN_API_PORT']}/v1/churn/score",
+         f"http://{settings.churn_api_host}:{settings.churn_api_port}/v1/churn/score",
          "Bearer CHURN_API_TOKEN in .env"),
-        ("Flink Web UI (streaming job)", settings["FLINK_REST_URL"], "-"),
+        ("Flink Web UI (streaming job)", settings.flink_rest_url, "-"),
         ("MinIO console (Iceberg lake)", minio_console, "MINIO_ROOT_USER / MINIO_ROOT_PASSWORD in .env"),
-        ("ClickHouse HTTP (marts, ml.*)", f"http://{settings['CLICKHOUSE_HOST']}:{settings['CLICKHOUSE_PORT']}",
+        ("ClickHouse HTTP (marts, ml.*)", f"http://{settings.clickhouse_host}:{settings.clickhouse_port}",
          "CLICKHOUSE_BI_USER / CLICKHOUSE_BI_PASSWORD in .env (read-only)"),
-        ("PostgreSQL (crm, raw, realtime)", f"{settings.postgres_host}:{settings.postgres_port}/{settings['POSTGRES_DB']}",
+        ("PostgreSQL (crm, raw, realtime)", f"{settings.postgres_host}:{settings.postgres_port}/{settings.postgres_db}",
          "POSTGRES_BI_USER / POSTGRES_BI_PASSWORD in .env (read-only)"),
         ("Jupyter (cluster analysis)", "make notebook → http://127.0.0.1:8888", "JUPYTER_TOKEN in .env"),
         ("dbt docs", "make dbt_docs_serve → http://127.0.0.1:8085", "-"),

@@ -45,14 +45,14 @@ class Config:
     @classmethod
     def from_settings(cls, settings) -> Config:
         return cls(
-            bootstrap=settings["KAFKA_BOOTSTRAP_SERVERS"],
-            topic_prefix=settings["CDC_TOPIC_PREFIX"],
-            clickhouse=dict(host=settings["CLICKHOUSE_HOST"], port=settings.clickhouse_port,
-                            username=settings["CLICKHOUSE_USER"], password=settings["CLICKHOUSE_PASSWORD"]),
-            health_port=int(settings["CDC_SINK_PORT"]),
-            health_host=settings.raw.get("CDC_SINK_HOST", "127.0.0.1"),
-            batch_rows=int(settings["CDC_SINK_BATCH_ROWS"]),
-            batch_ms=int(settings["CDC_SINK_BATCH_MS"]),
+            bootstrap=settings.kafka_bootstrap_servers,
+            topic_prefix=settings.cdc_topic_prefix,
+            clickhouse=dict(host=settings.clickhouse_host, port=settings.clickhouse_port,
+                            username=settings.clickhouse_user, password=settings.clickhouse_password),
+            health_port=settings.cdc_sink_port,
+            health_host=settings.cdc_sink_host,
+            batch_rows=settings.cdc_sink_batch_rows,
+            batch_ms=settings.cdc_sink_batch_ms,
         )
 
 

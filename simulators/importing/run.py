@@ -77,8 +77,8 @@ def run_import(cfg: ImportConfig, *, sink=None, customer_writer=None, settings=N
     if customers:
         if customer_writer is None:
             from simulators.customers import CustomerWriter
-            customer_writer = CustomerWriter(settings.postgres_dsn("POSTGRES_SIMULATOR_USER",
-                                                                   "POSTGRES_SIMULATOR_PASSWORD"))
+            customer_writer = CustomerWriter(settings.postgres_dsn(settings.postgres_simulator_user,
+                                                                   settings.postgres_simulator_password))
         try:
             _write_customers(customers, customer_writer, ledger, cfg.quiet)
         finally:
@@ -106,7 +106,7 @@ def _not_in_crm(ids: set[str], settings) -> list[str]:
     run, tests) only this import's customers are known."""
     if ids and settings is not None:
         import psycopg
-        dsn = settings.postgres_dsn("POSTGRES_SIMULATOR_USER", "POSTGRES_SIMULATOR_PASSWORD")
+        dsn = settings.postgres_dsn(settings.postgres_simulator_user, settings.postgres_simulator_password)
         try:
             with psycopg.connect(dsn) as pg:
                 known = {r[0] for r in pg.execute("SELECT customer_id FROM crm.customers WHERE customer_id = ANY(%s)",

@@ -45,7 +45,7 @@ class State:
         self.settings = settings
         self.model_name = os.environ.get("CHURN_API_MODEL", registry.MODEL_NAME)
         self.source = os.environ.get("CHURN_API_SOURCE", training_set.DEFAULT_SOURCE)
-        self.refresh_seconds = float(settings["CHURN_API_REFRESH_SECONDS"])
+        self.refresh_seconds = settings.churn_api_refresh_seconds
         self.snapshot: realtime.Snapshot | None = None
         self.local = threading.local()
         self.stop = threading.Event()
@@ -54,14 +54,16 @@ class State:
     def pg(self):
         conn = getattr(self.local, "conn", None)
         if conn is None or conn.closed:
-            conn = psycopg2.connect(self.settings.postgres_dsn("POSTGRES_CHURN_API_USER", "POSTGRES_CHURN_API_PASSWORD"))
+            s = self.settings
+            conn = psycopg2.connect(s.postgres_dsn(s.postgres_churn_api_user, s.postgres_churn_api_password))
             conn.autocommit = True
             self.local.conn = conn
         return conn
 
     def refresh(self) -> None:
         """Load when the champion or the scoring rows changed; keep serving the old copy if loading fails."""
-        ch = clients.clickhouse(self.settings, "CLICKHOUSE_BI_USER", "CLICKHOUSE_BI_PASSWORD")
+        s = self.settings
+        ch = clients.clickhouse(s, s.clickhouse_bi_user, s.clickhouse_bi_password)
         try:
             current = self.snapshot
             if current is not None:
@@ -93,7 +95,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or config.load()
     state = State(settings)
-    token = settings["CHURN_API_TOKEN"].encode()
+    token = settings.churn_api_token.encode()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -23,7 +23,7 @@ GRANT_ENDPOINT = "/api/3.0/mlflow/users/permissions/grant"  # mlflow.server.auth
 
 
 def _uri(settings: Settings) -> str:
-    return f"http://{settings['MLFLOW_HOST']}:{settings['MLFLOW_PORT']}"
+    return f"http://{settings.mlflow_host}:{settings.mlflow_port}"
 
 
 def connect(settings: Settings, reader: bool = False):
@@ -32,9 +32,12 @@ def connect(settings: Settings, reader: bool = False):
     import mlflow
     from mlflow import MlflowClient
 
-    user = "MLFLOW_CHURN_API_USER" if reader else "MLFLOW_CHURN_USER"
-    os.environ["MLFLOW_TRACKING_USERNAME"] = settings[user]
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = settings[user.replace("_USER", "_PASSWORD")]
+    if reader:
+        user, password = settings.mlflow_churn_api_user, settings.mlflow_churn_api_password
+    else:
+        user, password = settings.mlflow_churn_user, settings.mlflow_churn_password
+    os.environ["MLFLOW_TRACKING_USERNAME"] = user
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = password
     mlflow.set_tracking_uri(_uri(settings))
     return MlflowClient(_uri(settings))
 
@@ -47,7 +50,7 @@ def grant_reader(settings: Settings, client, name: str, experiment: str | None =
     from mlflow.utils.credentials import get_default_host_creds
     from mlflow.utils.rest_utils import http_request, verify_rest_response
 
-    reader = settings["MLFLOW_CHURN_API_USER"]
+    reader = settings.mlflow_churn_api_user
     grants = [("registered_model", name)]
     found = client.get_experiment_by_name(experiment or name)
     if found is not None:

@@ -108,7 +108,7 @@ def train(settings: Settings, client, source: str = training_set.DEFAULT_SOURCE,
     rows = training_set.read(client, source, training=True, customer_prefix=customer_prefix)
     X, y = training_set.features(rows), training_set.labels(rows)
     t_read = time.perf_counter() - t0
-    trained = fit(X, y, rows.cutoff_date, seed, int(settings["CHURN_TRAIN_JOBS"]))
+    trained = fit(X, y, rows.cutoff_date, seed, settings.churn_train_jobs)
     result, shipped, reference, splits, fit_rows, cal = (trained.result, trained.shipped, trained.reference,
                                                          trained.splits, trained.fit_rows, trained.calibration_rows)
     summary = result.summary()

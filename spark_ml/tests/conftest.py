@@ -34,7 +34,7 @@ def services():
 
     s = lake.settings()
     needed = {"postgres": (s.postgres_host, s.postgres_port), "minio": (s.minio_host, s.minio_port),
-              "clickhouse": (s["CLICKHOUSE_HOST"], s.clickhouse_port)}
+              "clickhouse": (s.clickhouse_host, s.clickhouse_port)}
     down = [name for name, addr in needed.items() if not _reachable(*addr)]
     started = False
     if down:
@@ -72,7 +72,7 @@ def isolated_lake(minio_bucket: str, tag: str = ""):
 @pytest.fixture(scope="session")
 def isolated(services):
     """The session's isolated lake (see isolated_lake)."""
-    with isolated_lake(services["MINIO_BUCKET"]) as names:
+    with isolated_lake(services.minio_bucket) as names:
         yield names
 
 

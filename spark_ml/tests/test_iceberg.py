@@ -107,7 +107,8 @@ def test_the_catalog_has_the_v1_layout_and_spark_can_ask_for_a_missing_table(ser
     import psycopg2
 
     assert spark.catalog.tableExists(f"{lake.CATALOG}.marts.no_such_table") is False
-    with psycopg2.connect(services.postgres_dsn("POSTGRES_ICEBERG_USER", "POSTGRES_ICEBERG_PASSWORD")) as conn:
+    with psycopg2.connect(services.postgres_dsn(services.postgres_iceberg_user,
+                                                services.postgres_iceberg_password)) as conn:
         with conn.cursor() as cur:
             cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'iceberg' "
                         "AND table_name = 'iceberg_tables'")

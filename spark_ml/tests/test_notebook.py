@@ -27,7 +27,7 @@ PLOTS = ["segment_sizes", "profile_heatmap", "rfm_scatter", "migration", "churn"
 
 @pytest.fixture(scope="module")
 def notebook_data(services, spark, tmp_path_factory):
-    with isolated_lake(services["MINIO_BUCKET"], tag="_nb") as names:
+    with isolated_lake(services.minio_bucket, tag="_nb") as names:
         db = names["clickhouse_db"]
         tmp = tmp_path_factory.mktemp("nb")
         runs = []

@@ -214,5 +214,6 @@ def test_the_last_run_produced_everything(live_runs, simulated_population):
               for ti in client.task_instances("customer_segmentation", downstream[0]["dag_run_id"])}
     assert states == {"needs_segmentation": "success", "segment": "skipped", "load_segments": "skipped",
                       "refresh_dashboards": "skipped"}
-    with psycopg.connect(settings.postgres_dsn("POSTGRES_AIRFLOW_USER", "POSTGRES_AIRFLOW_PASSWORD")) as conn:
+    with psycopg.connect(settings.postgres_dsn(settings.postgres_airflow_user,
+                                               settings.postgres_airflow_password)) as conn:
         assert conn.execute("SELECT count(*) FROM ops.alerts WHERE run_id = %s", (run_id,)).fetchone() == (0,)

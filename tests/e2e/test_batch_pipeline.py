@@ -378,7 +378,7 @@ def churn_api(batch):
             assert time.monotonic() < deadline, "churn-api did not load the champion within 180 s"
             time.sleep(1)
         session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {settings['CHURN_API_TOKEN']}"
+        session.headers["Authorization"] = f"Bearer {settings.churn_api_token}"
         yield {"url": url, "health": health, "session": session, "settings": settings}
     finally:
         proc.terminate()
@@ -416,7 +416,7 @@ def test_real_time_scores_equal_the_batch_and_follow_new_activity(batch, churn_a
              "event_type": "page_view", "page_url": "/", "product_id": None, "search_query": None,
              "device_type": "desktop", "country": "DE", "utm_source": None,
              "event_time": int(now.timestamp() * 1000)}
-    sink = sinks.KafkaSink(churn_api["settings"]["KAFKA_BOOTSTRAP_SERVERS"])
+    sink = sinks.KafkaSink(churn_api["settings"].kafka_bootstrap_servers)
     sink.produce(contracts.WEB_EVENTS_TOPIC, cid.encode(), json.dumps(event).encode())
     sink.flush()
     deadline = time.monotonic() + 60
@@ -447,12 +447,12 @@ def test_the_real_time_service_reads_the_model_with_a_login_that_cannot_change_i
     """churn-api loaded this test's champion as MLFLOW_CHURN_API_USER (the fixture waits for it): that login reads
     the registered model, and moving its alias or deleting it is refused; the churn login may do both."""
     settings, name = churn_api["settings"], f"churn_model_{batch['scope']}"
-    base = f"http://{settings['MLFLOW_HOST']}:{settings['MLFLOW_PORT']}/api/2.0/mlflow/registered-models"
-    reader = (settings["MLFLOW_CHURN_API_USER"], settings["MLFLOW_CHURN_API_PASSWORD"])
+    base = f"http://{settings.mlflow_host}:{settings.mlflow_port}/api/2.0/mlflow/registered-models"
+    reader = (settings.mlflow_churn_api_user, settings.mlflow_churn_api_password)
     got = requests.get(f"{base}/get", params={"name": name}, auth=reader, timeout=30)
     assert got.status_code == 200 and got.json()["registered_model"]["name"] == name, got.text
     alias = {"name": name, "alias": "champion", "version": batch["shifted"]["version"]}
     assert requests.post(f"{base}/alias", json=alias, auth=reader, timeout=30).status_code == 403
     assert requests.delete(f"{base}/delete", json={"name": name}, auth=reader, timeout=30).status_code == 403
-    owner = (settings["MLFLOW_CHURN_USER"], settings["MLFLOW_CHURN_PASSWORD"])
+    owner = (settings.mlflow_churn_user, settings.mlflow_churn_password)
     assert requests.post(f"{base}/alias", json=alias, auth=owner, timeout=30).status_code == 200

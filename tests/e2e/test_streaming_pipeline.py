@@ -88,7 +88,7 @@ class TaggingSink:
 
     def __init__(self, settings, tag: str):
         self.tag = tag
-        self.producer = Producer({"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"], **PRODUCER_CONFIG,
+        self.producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, **PRODUCER_CONFIG,
                                   "delivery.report.only.error": False, "linger.ms": 20})
         self.messages: list[tuple[str, bytes, bytes]] = []     # (topic, key, value) in send order
         self.where: dict[int, tuple[int, int]] = {}           # message index -> (partition, offset)
@@ -172,7 +172,7 @@ class Run:
 
 
 def end_offsets(settings, topic: str) -> dict[int, int]:
-    c = Consumer({"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"], "group.id": f"e2e-{uuid.uuid4()}",
+    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"e2e-{uuid.uuid4()}",
                   "isolation.level": "read_committed"})
     try:
         parts = c.list_topics(topic, timeout=10).topics[topic].partitions
@@ -193,7 +193,7 @@ def wait_flink_consumed(settings, sink: TaggingSink, timeout: float = WAIT) -> f
     for i, (topic, _, _) in enumerate(sink.messages):
         p, o = sink.where[i]
         last[(topic, p)] = max(last.get((topic, p), -1), o)
-    c = Consumer({"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"], "group.id": FLINK_GROUP,
+    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": FLINK_GROUP,
                   "enable.auto.commit": False})
     t0 = time.monotonic()
     try:
@@ -361,7 +361,8 @@ def dlq_reason_ok(reason: str, sim_reason: str, payload: bytes, topic: str) -> b
 
 # -- reading the pipeline's output -------------------------------------------------------------
 def pg_connect(settings):
-    return psycopg.connect(settings.postgres_dsn("POSTGRES_BI_USER", "POSTGRES_BI_PASSWORD"), autocommit=True)
+    return psycopg.connect(settings.postgres_dsn(settings.postgres_bi_user, settings.postgres_bi_password),
+                           autocommit=True)
 
 
 def raw_web_rows(conn, prefix):
@@ -400,7 +401,7 @@ def read_dead_letters(settings, start: dict[int, int], ours: dict[tuple[str, int
                       timeout: float = WAIT) -> list[dict]:
     """Dead letters (read_committed) from `start` whose source is one of this run's messages: reads until
     `want` are found and then to the end of the topic, so extra copies would be seen too."""
-    c = Consumer({"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"], "group.id": f"e2e-{uuid.uuid4()}",
+    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"e2e-{uuid.uuid4()}",
                   "enable.auto.commit": False, "isolation.level": "read_committed"})
     c.assign([TopicPartition("dead_letter", p, o) for p, o in start.items()])
     found, deadline = [], time.monotonic() + timeout
@@ -531,7 +532,7 @@ def assert_pipeline_matches(r: Run, live_ledgers, past_ledger=None, cl=None):
                          f"startsWith(customer_id, {{p:String}})", parameters={"p": r.prefix}).result_rows[0][0]
         assert dupes == 0
     if cl is not None:
-        with psycopg.connect(settings.postgres_dsn("POSTGRES_BI_USER", "POSTGRES_BI_PASSWORD")) as conn:
+        with psycopg.connect(settings.postgres_dsn(settings.postgres_bi_user, settings.postgres_bi_password)) as conn:
             rows = conn.execute(f"SELECT {', '.join(CUSTOMER_COLUMNS)} FROM crm.customers "
                                 "WHERE starts_with(customer_id, %s) ORDER BY customer_id", (r.prefix,)).fetchall()
         assert [tuple(x) for x in rows] == cl.final_rows()

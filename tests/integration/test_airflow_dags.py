@@ -59,24 +59,27 @@ def dags_test(settings, dag_id: str, timeout: float = 1500) -> tuple[str, str]:
 
 
 def incidents(settings, since_id: int) -> list[tuple]:
-    with psycopg.connect(settings.postgres_dsn("POSTGRES_AIRFLOW_USER", "POSTGRES_AIRFLOW_PASSWORD")) as conn:
+    with psycopg.connect(settings.postgres_dsn(settings.postgres_airflow_user,
+                                               settings.postgres_airflow_password)) as conn:
         return conn.execute("SELECT component, action, resolved, dag_run_id FROM ops.incidents WHERE id > %s "
                             "ORDER BY id", (since_id,)).fetchall()
 
 
 def last_incident_id(settings) -> int:
-    with psycopg.connect(settings.postgres_dsn("POSTGRES_AIRFLOW_USER", "POSTGRES_AIRFLOW_PASSWORD")) as conn:
+    with psycopg.connect(settings.postgres_dsn(settings.postgres_airflow_user,
+                                               settings.postgres_airflow_password)) as conn:
         return conn.execute("SELECT coalesce(max(id), 0) FROM ops.incidents").fetchone()[0]
 
 
 def connector_state(settings, name: str) -> tuple[str, list[str]]:
-    status = requests.get(f"{settings['CONNECT_URL']}/connectors/{name}/status", timeout=10).json()
+    status = requests.get(f"{settings.connect_url}/connectors/{name}/status", timeout=10).json()
     return status["connector"]["state"], [t["state"] for t in status["tasks"]]
 
 
 def test_airflow_role_is_least_privilege(stack_up):
     """The Airflow role may insert and read ops.*, and nothing in the platform's data schemas."""
-    with psycopg.connect(stack_up.postgres_dsn("POSTGRES_AIRFLOW_USER", "POSTGRES_AIRFLOW_PASSWORD")) as conn:
+    with psycopg.connect(stack_up.postgres_dsn(stack_up.postgres_airflow_user,
+                                               stack_up.postgres_airflow_password)) as conn:
         conn.execute("SELECT count(*) FROM ops.alerts").fetchone()
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT count(*) FROM crm.customers")
@@ -89,13 +92,13 @@ def test_streaming_health_resumes_a_paused_connector(stack_up, health_dag_paused
     settings = stack_up
     name = "cdc-crm"
     since = last_incident_id(settings)
-    requests.put(f"{settings['CONNECT_URL']}/connectors/{name}/pause", timeout=30).raise_for_status()
+    requests.put(f"{settings.connect_url}/connectors/{name}/pause", timeout=30).raise_for_status()
     assert wait_for(lambda: connector_state(settings, name)[0], "PAUSED", timeout=60) == "PAUSED"
     try:
         run_id, _ = dags_test(settings, "streaming_health", timeout=600)
     finally:
         if connector_state(settings, name)[0] == "PAUSED":  # leave the stack as it was whatever happened
-            requests.put(f"{settings['CONNECT_URL']}/connectors/{name}/resume", timeout=30)
+            requests.put(f"{settings.connect_url}/connectors/{name}/resume", timeout=30)
     state, tasks = connector_state(settings, name)
     assert state == "RUNNING" and tasks and set(tasks) == {"RUNNING"}
     assert (f"connector:{name}", "resumed", True, run_id) in incidents(settings, since)
@@ -123,14 +126,16 @@ def test_a_failed_task_records_an_incident_and_an_alert(stack_up, health_dag_pau
     failure callback writes ops.alerts; the other checks still succeed and consumer_lag does not run."""
     unreachable = config.load(environ={**os.environ, "FLINK_REST_URL": "http://127.0.0.1:9"})
     since_incident = last_incident_id(stack_up)
-    with psycopg.connect(stack_up.postgres_dsn("POSTGRES_AIRFLOW_USER", "POSTGRES_AIRFLOW_PASSWORD")) as conn:
+    with psycopg.connect(stack_up.postgres_dsn(stack_up.postgres_airflow_user,
+                                               stack_up.postgres_airflow_password)) as conn:
         since_alert = conn.execute("SELECT coalesce(max(id), 0) FROM ops.alerts").fetchone()[0]
     result = airflow.cli(unreachable, "dags", "test", "streaming_health", timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     found = incidents(stack_up, since_incident)
     assert [(c, a, r) for c, a, r, _ in found if c == "flink-jobmanager"] == [("flink-jobmanager", "none", False)] * 2
-    with psycopg.connect(stack_up.postgres_dsn("POSTGRES_AIRFLOW_USER", "POSTGRES_AIRFLOW_PASSWORD")) as conn:
+    with psycopg.connect(stack_up.postgres_dsn(stack_up.postgres_airflow_user,
+                                               stack_up.postgres_airflow_password)) as conn:
         alerts = conn.execute("SELECT dag_id, task_id, try_number, error FROM ops.alerts WHERE id > %s",
                               (since_alert,)).fetchall()
     assert [(d, t, n) for d, t, n, _ in alerts] == [("streaming_health", "flink_job", 2)]

@@ -38,7 +38,9 @@ TABLES = {  # source table -> (mirror table, primary key)
 
 # -- helpers -----------------------------------------------------------------------------------
 def pg(settings, role: str = "POSTGRES"):
-    return psycopg.connect(settings.postgres_dsn(f"{role}_USER", f"{role}_PASSWORD"), autocommit=True)
+    """As the role <role>_USER of .env (POSTGRES: the admin)."""
+    user, password = getattr(settings, f"{role.lower()}_user"), getattr(settings, f"{role.lower()}_password")
+    return psycopg.connect(settings.postgres_dsn(user, password), autocommit=True)
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +164,7 @@ def order(customer_id: str, n: int) -> dict:
 
 def sink_health(settings) -> dict | None:
     try:
-        response = requests.get(f"http://127.0.0.1:{settings['CDC_SINK_PORT']}/health", timeout=2)
+        response = requests.get(f"http://127.0.0.1:{settings.cdc_sink_port}/health", timeout=2)
         return response.json() if response.ok else None
     except requests.RequestException:
         return None
@@ -170,13 +172,13 @@ def sink_health(settings) -> dict | None:
 
 # -- Debezium ----------------------------------------------------------------------------------
 def test_connectors_are_registered_and_running_with_their_own_slot_and_publication(stack_up):
-    url = stack_up["CONNECT_URL"]
-    names = list(connectors.load(stack_up))
+    url = stack_up.connect_url
+    names = list(connectors.load(stack_up.as_env()))
     assert names == ["cdc-crm", "cdc-raw"]
     states = connectors.states(url, names)
     assert all(state == "RUNNING" and tasks == ["RUNNING"] for state, tasks in states.values()), states
     # registering again is a no-op (idempotent PUT, nothing changed)
-    assert connectors.register(stack_up, url) == []
+    assert connectors.register(stack_up.as_env(), url) == []
     with pg(stack_up) as conn:
         slots = dict(conn.execute("SELECT slot_name, plugin FROM pg_replication_slots "
                                   "WHERE slot_name IN ('cdc_crm', 'cdc_raw')").fetchall())
@@ -193,15 +195,15 @@ def test_connectors_are_registered_and_running_with_their_own_slot_and_publicati
 def test_the_cdc_password_is_readable_neither_through_connect_nor_in_its_config_topic(stack_up):
     """Connect resolves ${env:POSTGRES_CDC_PASSWORD} itself: its REST API and its config topic (the
     latest record per connector, what a restart reads) hold the placeholder, never the password."""
-    url = stack_up["CONNECT_URL"]
-    secret = stack_up["POSTGRES_CDC_PASSWORD"]
-    for name in connectors.load(stack_up):
+    url = stack_up.connect_url
+    secret = stack_up.postgres_cdc_password
+    for name in connectors.load(stack_up.as_env()):
         config = requests.get(f"{url}/connectors/{name}/config", timeout=10).json()
         assert config["database.password"] == "${env:POSTGRES_CDC_PASSWORD}"
         assert secret not in json.dumps(config)
         tasks = requests.get(f"{url}/connectors/{name}/tasks", timeout=10).json()
         assert tasks and secret not in json.dumps(tasks)
-    consumer = Consumer({"bootstrap.servers": stack_up["KAFKA_BOOTSTRAP_SERVERS"], "group.id": f"it-{uuid.uuid4()}",
+    consumer = Consumer({"bootstrap.servers": stack_up.kafka_bootstrap_servers, "group.id": f"it-{uuid.uuid4()}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     try:
         topic = "_connect_configs"
@@ -228,8 +230,8 @@ def test_the_cdc_password_is_readable_neither_through_connect_nor_in_its_config_
 
 
 def test_insert_update_delete_on_customers_appear_on_the_topic(stack_up):
-    topic = f"{stack_up['CDC_TOPIC_PREFIX']}.crm.customers"
-    consumer = Consumer({"bootstrap.servers": stack_up["KAFKA_BOOTSTRAP_SERVERS"], "group.id": f"it-{uuid.uuid4()}",
+    topic = f"{stack_up.cdc_topic_prefix}.crm.customers"
+    consumer = Consumer({"bootstrap.servers": stack_up.kafka_bootstrap_servers, "group.id": f"it-{uuid.uuid4()}",
                          "enable.auto.commit": False})
     partitions = kafka.admin(stack_up).list_topics(topic, timeout=10).topics[topic].partitions
     start = [TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1])
@@ -333,15 +335,15 @@ def test_a_new_nullable_column_is_carried_through(stack_up, ch):
 
 
 def test_a_record_it_cannot_map_goes_to_the_dead_letter_topic(stack_up):
-    topic = f"{stack_up['CDC_TOPIC_PREFIX']}.it_bad.records_{uuid.uuid4().hex[:8]}"
+    topic = f"{stack_up.cdc_topic_prefix}.it_bad.records_{uuid.uuid4().hex[:8]}"
     admin = kafka.admin(stack_up)
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result()
     try:
-        dlq = Consumer({"bootstrap.servers": stack_up["KAFKA_BOOTSTRAP_SERVERS"], "group.id": f"it-{uuid.uuid4()}",
+        dlq = Consumer({"bootstrap.servers": stack_up.kafka_bootstrap_servers, "group.id": f"it-{uuid.uuid4()}",
                         "enable.auto.commit": False})
         end = dlq.get_watermark_offsets(TopicPartition("dead_letter", 0), timeout=10)[1]
         dlq.assign([TopicPartition("dead_letter", 0, end)])
-        producer = Producer({"bootstrap.servers": stack_up["KAFKA_BOOTSTRAP_SERVERS"]})
+        producer = Producer({"bootstrap.servers": stack_up.kafka_bootstrap_servers})
         producer.produce(topic, key=b'{"schema":null,"payload":{"id":1}}', value=b"{not json")
         producer.produce(topic, value=orjson.dumps({"schema": {"type": "string"}, "payload": "x"}))
         producer.flush(10)

@@ -21,7 +21,7 @@ PROJECT = REPO / "tests" / "integration" / "dbt_project"
 
 
 def test_ping_answers_ok_with_curl(stack_up):
-    out = subprocess.run(["curl", "-s", f"http://{stack_up['CLICKHOUSE_HOST']}:{stack_up.clickhouse_port}/ping"],
+    out = subprocess.run(["curl", "-s", f"http://{stack_up.clickhouse_host}:{stack_up.clickhouse_port}/ping"],
                          capture_output=True, text=True, timeout=10)
     assert out.stdout == "Ok.\n"
 
@@ -38,7 +38,7 @@ def test_migrations_created_the_platform_databases(stack_up):
 
 
 def test_bi_user_reads_but_cannot_write(stack_up):
-    bi = clients.clickhouse(stack_up, "CLICKHOUSE_BI_USER", "CLICKHOUSE_BI_PASSWORD")
+    bi = clients.clickhouse(stack_up, stack_up.clickhouse_bi_user, stack_up.clickhouse_bi_password)
     assert bi.query("SELECT 1 + 1").result_rows == [(2,)]
     with pytest.raises(Exception, match="READONLY|readonly"):
         bi.command("CREATE DATABASE should_not_exist")
@@ -57,8 +57,9 @@ def dbt_schema(stack_up):
 
 
 def dbt_build(settings, schema: str, tmp_path) -> None:
-    env = {**os.environ, **{k: settings[k] for k in ("CLICKHOUSE_HOST", "CLICKHOUSE_PORT", "CLICKHOUSE_USER",
-                                                      "CLICKHOUSE_PASSWORD")}, "DBT_IT_SCHEMA": schema}
+    env = {**os.environ, "CLICKHOUSE_HOST": settings.clickhouse_host, "CLICKHOUSE_PORT": str(settings.clickhouse_port),
+           "CLICKHOUSE_USER": settings.clickhouse_user, "CLICKHOUSE_PASSWORD": settings.clickhouse_password,
+           "DBT_IT_SCHEMA": schema}
     result = subprocess.run([str(DBT), "build", "--profiles-dir", str(PROJECT), "--project-dir", str(PROJECT),
                              "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
                             capture_output=True, text=True, env=env, timeout=600)
@@ -96,8 +97,8 @@ def test_dbt_build_twice_with_incremental_models(stack_up, dbt_schema, tmp_path)
 
 
 def test_sqlalchemy_clickhousedb_dialect_as_superset_uses_it(stack_up):
-    url = (f"clickhousedb://{stack_up['CLICKHOUSE_BI_USER']}:{stack_up['CLICKHOUSE_BI_PASSWORD']}"
-           f"@{stack_up['CLICKHOUSE_HOST']}:{stack_up.clickhouse_port}/default")
+    url = (f"clickhousedb://{stack_up.clickhouse_bi_user}:{stack_up.clickhouse_bi_password}"
+           f"@{stack_up.clickhouse_host}:{stack_up.clickhouse_port}/default")
     admin = clients.clickhouse(stack_up)
     table = f"sa_probe_{uuid.uuid4().hex[:8]}"
     admin.command(f"CREATE TABLE analytics.{table} (id UInt32, country LowCardinality(String), "

@@ -39,7 +39,8 @@ def job(stack_up):
 
 @pytest.fixture
 def pg(stack_up):
-    with psycopg.connect(stack_up.postgres_dsn("POSTGRES_BI_USER", "POSTGRES_BI_PASSWORD"), autocommit=True) as conn:
+    with psycopg.connect(stack_up.postgres_dsn(stack_up.postgres_bi_user, stack_up.postgres_bi_password),
+                         autocommit=True) as conn:
         yield conn
 
 
@@ -47,7 +48,7 @@ class Sender:
     """Produces JSON records and remembers where each landed (partition, offset) and when."""
 
     def __init__(self, settings):
-        self.producer = Producer({"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"], "acks": "all",
+        self.producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "acks": "all",
                                   "enable.idempotence": True, "linger.ms": 5})
         self.delivered: dict[str, tuple[int, int]] = {}
         self.sent_at: dict[str, float] = {}
@@ -219,7 +220,7 @@ def test_raw_rows_aggregates_late_events_and_dead_letters(job, pg):
 
 
 def read_dead_letters(settings, marker: str, count: int, timeout: float = WAIT) -> list[dict]:
-    consumer = Consumer({"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"], "group.id": f"it-{marker}",
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"it-{marker}",
                          "enable.auto.commit": False, "isolation.level": "read_committed"})
     consumer.assign([TopicPartition("dead_letter", p, 0) for p in
                      consumer.list_topics("dead_letter").topics["dead_letter"].partitions])

@@ -166,7 +166,7 @@ def test_imports_of_several_shapes_reconcile_exactly(stack_up, prefix, tmp_path)
     assert all(c["got"] == c["expected"] for c in result["checks"])
 
     # the rows hold the converted values
-    with psycopg.connect(settings.postgres_dsn("POSTGRES_BI_USER", "POSTGRES_BI_PASSWORD")) as pg:
+    with psycopg.connect(settings.postgres_dsn(settings.postgres_bi_user, settings.postgres_bi_password)) as pg:
         customers = pg.execute("SELECT customer_id, email, signup_date, country, subscription_tier, updated_at "
                                "FROM crm.customers WHERE customer_id LIKE %s ORDER BY 1", (prefix + "%",)).fetchall()
         assert customers == [

@@ -26,7 +26,7 @@ def topic(stack_up):
 
 
 def produce(settings, topic: str, count: int) -> None:
-    producer = Producer({"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"], "enable.idempotence": True,
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "enable.idempotence": True,
                          "acks": "all", "linger.ms": 20, "compression.type": "lz4"})
     errors = []
     for i in range(count):
@@ -39,7 +39,7 @@ def produce(settings, topic: str, count: int) -> None:
 
 
 def consume_all(settings, topic: str) -> list[bytes]:
-    consumer = Consumer({"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"], "group.id": f"it-{uuid.uuid4()}",
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"it-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     metadata = consumer.list_topics(topic, timeout=10).topics[topic]
     ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in metadata.partitions}

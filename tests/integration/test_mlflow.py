@@ -33,12 +33,12 @@ def server(settings):
 
 
 def secrets_of(settings) -> list[str]:
-    return [settings[name] for name in ("MLFLOW_ADMIN_PASSWORD", "MLFLOW_SECRET_KEY", "POSTGRES_MLFLOW_PASSWORD",
-                                        "MINIO_MLFLOW_PASSWORD", "MINIO_ROOT_PASSWORD")]
+    return [settings.mlflow_admin_password, settings.mlflow_secret_key, settings.postgres_mlflow_password,
+            settings.minio_mlflow_password, settings.minio_root_password]
 
 
 def admin(settings) -> tuple[str, str]:
-    return settings["MLFLOW_ADMIN_USER"], settings["MLFLOW_ADMIN_PASSWORD"]
+    return settings.mlflow_admin_user, settings.mlflow_admin_password
 
 
 def test_every_request_but_health_needs_the_login(server):
@@ -46,7 +46,7 @@ def test_every_request_but_health_needs_the_login(server):
     assert requests.get(f"{base}/health", timeout=10).text == "OK"
     anonymous = requests.get(f"{base}{SEARCH}", timeout=10)
     assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"].startswith("Basic")
-    wrong = requests.get(f"{base}{SEARCH}", auth=(server["MLFLOW_ADMIN_USER"], "not-the-password"), timeout=10)
+    wrong = requests.get(f"{base}{SEARCH}", auth=(server.mlflow_admin_user, "not-the-password"), timeout=10)
     assert wrong.status_code == 401
     assert requests.get(f"{base}/", timeout=10).status_code == 401   # the UI too
     assert requests.get(f"{base}{SEARCH}", auth=admin(server), timeout=10).status_code == 200
@@ -89,8 +89,8 @@ print(json.dumps({{"run_id": run.info.run_id, "experiment_id": run.info.experime
 """
     # the client's whole environment: the server's address and the login, no storage credentials
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MLFLOW_TRACKING_URI": mlflow.url(server),
-           "MLFLOW_TRACKING_USERNAME": server["MLFLOW_ADMIN_USER"],
-           "MLFLOW_TRACKING_PASSWORD": server["MLFLOW_ADMIN_PASSWORD"], "MLFLOW_DISABLE_TELEMETRY": "true"}
+           "MLFLOW_TRACKING_USERNAME": server.mlflow_admin_user,
+           "MLFLOW_TRACKING_PASSWORD": server.mlflow_admin_password, "MLFLOW_DISABLE_TELEMETRY": "true"}
     result = subprocess.run([str(MLFLOW_PY), "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
@@ -104,17 +104,17 @@ print(json.dumps({{"run_id": run.info.run_id, "experiment_id": run.info.experime
     assert {m["key"]: m["value"] for m in run["data"]["metrics"]} == {"auc": 0.8475}
 
     # the backend store: MLflow's own database, through its own role
-    with psycopg.connect(server.postgres_dsn("POSTGRES_MLFLOW_USER", "POSTGRES_MLFLOW_PASSWORD",
-                                             dbname=server["POSTGRES_MLFLOW_DB"])) as conn:
+    with psycopg.connect(server.postgres_dsn(server.postgres_mlflow_user, server.postgres_mlflow_password,
+                                             dbname=server.postgres_mlflow_db)) as conn:
         assert conn.execute("SELECT status FROM runs WHERE run_uuid = %s", (out["run_id"],)).fetchone() == ("FINISHED",)
         assert conn.execute("SELECT version FROM model_versions WHERE name = %s", (model,)).fetchall() == [(1,)]
 
     # the artifacts, through the server, in the bucket's mlflow/ prefix
     objects = {o.object_name for o in minio.client(server).list_objects(
-        server["MINIO_BUCKET"], prefix=f"{mlflow.ARTIFACTS_PREFIX}/", recursive=True)}
+        server.minio_bucket, prefix=f"{mlflow.ARTIFACTS_PREFIX}/", recursive=True)}
     notes = [o for o in objects if o.endswith(f"/{out['run_id']}/artifacts/notes/bands.txt")]
     assert len(notes) == 1, sorted(objects)[:20]
-    assert minio.client(server).get_object(server["MINIO_BUCKET"], notes[0]).read() == b"band cut-offs"
+    assert minio.client(server).get_object(server.minio_bucket, notes[0]).read() == b"band cut-offs"
     assert any(o.endswith("/artifacts/MLmodel") for o in objects)
 
 
@@ -122,17 +122,17 @@ def test_no_secret_is_readable_through_the_api(server):
     base = mlflow.url(server)
     answers = [requests.get(f"{base}{path}", auth=admin(server), timeout=10).text for path in (
         SEARCH, "/api/3.0/mlflow/server-info", "/api/2.0/mlflow/registered-models/search",
-        f"/api/2.0/mlflow/users/get?username={server['MLFLOW_ADMIN_USER']}")]
-    for secret in [*secrets_of(server), server["MINIO_MLFLOW_USER"] + ":", mlflow.backend_uri(server)]:
+        f"/api/2.0/mlflow/users/get?username={server.mlflow_admin_user}")]
+    for secret in [*secrets_of(server), server.minio_mlflow_user + ":", mlflow.backend_uri(server)]:
         assert all(secret not in text for text in answers), secret
 
 
 def test_mlflows_own_logins_reach_only_its_database_and_prefix(server):
     with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
-        psycopg.connect(server.postgres_dsn("POSTGRES_MLFLOW_USER", "POSTGRES_MLFLOW_PASSWORD"))
-    bucket = server["MINIO_BUCKET"]
-    own = Minio(f"{server.minio_host}:{server.minio_port}", access_key=server["MINIO_MLFLOW_USER"],
-                secret_key=server["MINIO_MLFLOW_PASSWORD"], secure=False)
+        psycopg.connect(server.postgres_dsn(server.postgres_mlflow_user, server.postgres_mlflow_password))
+    bucket = server.minio_bucket
+    own = Minio(f"{server.minio_host}:{server.minio_port}", access_key=server.minio_mlflow_user,
+                secret_key=server.minio_mlflow_password, secure=False)
     list(own.list_objects(bucket, prefix=f"{mlflow.ARTIFACTS_PREFIX}/"))          # allowed
     with pytest.raises(S3Error) as denied:
         list(own.list_objects(bucket, prefix="warehouse/"))

@@ -10,10 +10,10 @@ pytestmark = pytest.mark.integration
 
 
 def connect(settings, role: str | None = None, **kwargs):
-    if role is None:
-        return psycopg.connect(settings.postgres_dsn(), autocommit=True, **kwargs)
-    return psycopg.connect(settings.postgres_dsn(f"POSTGRES_{role}_USER", f"POSTGRES_{role}_PASSWORD"),
-                           autocommit=True, **kwargs)
+    """As the admin (POSTGRES_USER), or as the component role POSTGRES_<role>_USER."""
+    prefix = "postgres" if role is None else f"postgres_{role.lower()}"
+    user, password = getattr(settings, f"{prefix}_user"), getattr(settings, f"{prefix}_password")
+    return psycopg.connect(settings.postgres_dsn(user, password), autocommit=True, **kwargs)
 
 
 def test_server_is_ready_for_logical_replication(stack_up):
@@ -89,7 +89,7 @@ def test_cdc_role_reads_for_snapshots_and_cannot_write(stack_up, probe_tables):
 
 
 def test_component_roles_cannot_log_in_with_a_wrong_password(stack_up):
-    dsn = stack_up.postgres_dsn("POSTGRES_BI_USER", "POSTGRES_BI_PASSWORD").replace(
-        f"password={stack_up['POSTGRES_BI_PASSWORD']}", "password=wrong")
+    dsn = stack_up.postgres_dsn(stack_up.postgres_bi_user, stack_up.postgres_bi_password).replace(
+        f"password={stack_up.postgres_bi_password}", "password=wrong")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(dsn)

@@ -34,7 +34,7 @@ def topics(stack_up):
 
 
 def consume_all(settings, topic: str) -> list[tuple[int, bytes, bytes]]:
-    consumer = Consumer({"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"], "group.id": f"it-{uuid.uuid4()}",
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"it-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     metadata = consumer.list_topics(topic, timeout=10).topics[topic]
     ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in metadata.partitions}
@@ -127,7 +127,8 @@ def test_in_process_run_into_kafka_matches_the_ledger_windows(stack_up, topics):
 
 
 def _table(settings, prefix: str) -> list[tuple]:
-    with psycopg.connect(settings.postgres_dsn("POSTGRES_SIMULATOR_USER", "POSTGRES_SIMULATOR_PASSWORD")) as conn:
+    with psycopg.connect(settings.postgres_dsn(settings.postgres_simulator_user,
+                                               settings.postgres_simulator_password)) as conn:
         return conn.execute(
             "SELECT customer_id, email, signup_date, country, acquisition_channel, subscription_tier, updated_at "
             "FROM crm.customers WHERE customer_id LIKE %s ORDER BY customer_id", (prefix + "%",)).fetchall()
@@ -137,7 +138,8 @@ def _table(settings, prefix: str) -> list[tuple]:
 def prefix(stack_up):
     p = f"it{uuid.uuid4().hex[:6]}_"
     yield p
-    with psycopg.connect(stack_up.postgres_dsn("POSTGRES_SIMULATOR_USER", "POSTGRES_SIMULATOR_PASSWORD")) as conn:
+    with psycopg.connect(stack_up.postgres_dsn(stack_up.postgres_simulator_user,
+                                               stack_up.postgres_simulator_password)) as conn:
         conn.execute("DELETE FROM crm.customers WHERE customer_id LIKE %s", (p + "%",))
 
 
@@ -175,6 +177,7 @@ def test_customers_in_postgres_equal_the_ledger_after_updates_and_deletes(stack_
 
 
 def test_simulator_role_cannot_touch_other_schemas(stack_up):
-    with psycopg.connect(stack_up.postgres_dsn("POSTGRES_SIMULATOR_USER", "POSTGRES_SIMULATOR_PASSWORD")) as conn:
+    with psycopg.connect(stack_up.postgres_dsn(stack_up.postgres_simulator_user,
+                                               stack_up.postgres_simulator_password)) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT count(*) FROM raw.web_events")

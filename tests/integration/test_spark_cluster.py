@@ -40,10 +40,10 @@ def jvm(settings, name: str) -> psutil.Process:
 def test_one_master_and_one_worker_with_the_configured_resources(cluster):
     state = spark_cluster.master_state(cluster)
     assert state["status"] == "ALIVE"
-    assert state["url"] == cluster["SPARK_STANDALONE_URL"]
+    assert state["url"] == cluster.spark_standalone_url
     workers = spark_cluster.alive_workers(cluster)
     assert len(workers) == 1, state["workers"]
-    assert workers[0]["cores"] == int(cluster["SPARK_WORKER_CORES"])
+    assert workers[0]["cores"] == cluster.spark_worker_cores
     assert workers[0]["host"] == "127.0.0.1"
 
 
@@ -55,7 +55,7 @@ def test_daemons_listen_on_loopback_only_and_keep_the_secret_off_their_command_l
                   if c.status == psutil.CONN_LISTEN)}
     # the JVM listens on IPv6 sockets: 127.0.0.1 shows as ::ffff:127.0.0.1
     assert listening == {"127.0.0.1"}, listening
-    assert cluster["SPARK_CLUSTER_SECRET"] not in " ".join(process.cmdline())
+    assert cluster.spark_cluster_secret not in " ".join(process.cmdline())
     defaults = spark_cluster.conf_dir(cluster) / "spark-defaults.conf"
     assert defaults.stat().st_mode & 0o777 == 0o600
 
@@ -80,11 +80,11 @@ finally:
     spark.stop()
 """
     out = subprocess.run([str(SPARK_PY), "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600,
-                         env={"PATH": "/usr/bin:/bin", "SPARK_MASTER": cluster["SPARK_STANDALONE_URL"],
+                         env={"PATH": "/usr/bin:/bin", "SPARK_MASTER": cluster.spark_standalone_url,
                               "SPARK_DRIVER_MEMORY": "1g"})
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result == {"master": cluster["SPARK_STANDALONE_URL"], "total": 49995000, "rows": 10000, "executors": 1}
+    assert result == {"master": cluster.spark_standalone_url, "total": 49995000, "rows": 10000, "executors": 1}
     finished = [a for a in spark_cluster.master_state(cluster)["completedapps"] if a["name"] == app]
     assert [a["state"] for a in finished] == ["FINISHED"], finished
 
@@ -96,7 +96,7 @@ def test_a_driver_without_the_secret_is_refused(cluster, tmp_path):
     app = f"tests.spark_cluster.noauth.{uuid.uuid4().hex[:8]}"
     code = f"""
 from pyspark.sql import SparkSession
-spark = (SparkSession.builder.master({cluster["SPARK_STANDALONE_URL"]!r}).appName({app!r})
+spark = (SparkSession.builder.master({cluster.spark_standalone_url!r}).appName({app!r})
          .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
          .config("spark.driver.bindAddress", "127.0.0.1").getOrCreate())
 print("ran:", spark.range(10).count())

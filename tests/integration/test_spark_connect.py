@@ -36,7 +36,7 @@ def client(code: str, token: str | None = "settings") -> subprocess.CompletedPro
         prelude = ("import os\nfrom pyspark.sql import SparkSession\nfrom spark_ml import lake\n"
                    "os.environ.pop('SPARK_CONNECT_AUTHENTICATE_TOKEN', None)\n"
                    + (f"os.environ['SPARK_CONNECT_AUTHENTICATE_TOKEN'] = {token!r}\n" if token else "")
-                   + "spark = SparkSession.builder.remote(lake.settings()['SPARK_CONNECT_URL']).getOrCreate()\n")
+                   + "spark = SparkSession.builder.remote(lake.settings().spark_connect_url).getOrCreate()\n")
     script = prelude + "try:\n" + "".join(f"    {line}\n" for line in code.splitlines()) + "finally:\n    spark.stop()\n"
     return subprocess.run([str(SPARK_PY), "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
                           env={"PATH": "/usr/bin:/bin"})
@@ -88,13 +88,14 @@ def test_a_client_without_the_right_token_is_refused(spark_up, token):
 
 
 def test_the_server_holds_no_credential(spark_up):
-    secrets = {name: spark_up[name] for name in ("SPARK_CONNECT_TOKEN", "POSTGRES_ICEBERG_PASSWORD",
-                                                 "MINIO_ROOT_PASSWORD", "POSTGRES_PASSWORD")}
+    secrets = {"SPARK_CONNECT_TOKEN": spark_up.spark_connect_token,
+               "POSTGRES_ICEBERG_PASSWORD": spark_up.postgres_iceberg_password,
+               "MINIO_ROOT_PASSWORD": spark_up.minio_root_password, "POSTGRES_PASSWORD": spark_up.postgres_password}
     cmdline = " ".join(server_process(spark_up).cmdline())
     assert [name for name, value in secrets.items() if value in cmdline] == []
     # a fresh session (no catalog settings of its own) sees no catalog credential among the server's settings
     settings_code = 'print(json.dumps({r[0]: r[1] for r in spark.sql("SET -v").collect() + spark.sql("SET").collect()}))'
-    out = client("import json\n" + settings_code, token=spark_up["SPARK_CONNECT_TOKEN"])
+    out = client("import json\n" + settings_code, token=spark_up.spark_connect_token)
     assert out.returncode == 0, out.stderr[-2000:]
     shown = out.stdout.strip().splitlines()[-1]
     assert [name for name, value in secrets.items() if value in shown] == []
@@ -117,7 +118,7 @@ def test_each_new_server_is_warmed_up_once_and_the_warm_up_leaves_nothing(spark_
                  'from spark_ml import warmup\n'
                  's = lake.settings()\n'
                  'ns = [".".join(n) for n in lake.catalog().list_namespaces()]\n'
-                 'objs = [o.object_name for o in lake.minio(s).list_objects(s["MINIO_BUCKET"], '
+                 'objs = [o.object_name for o in lake.minio(s).list_objects(s.minio_bucket, '
                  'prefix=f"scopes/{warmup.SCOPE}/", recursive=True)]\n'
                  'print(json.dumps([[n for n in ns if n.startswith(warmup.SCOPE)], objs]))')
     assert out.returncode == 0, out.stderr[-2000:]

@@ -40,7 +40,7 @@ def recent_events(superset_up):
                                 "--ledger", "none", "-q"], cwd=REPO)
               for streams, rate in (("web", "100"), ("purchases", "20"))]
     assert [b.wait(timeout=120) for b in bursts] == [0, 0]
-    with psycopg.connect(superset_up.postgres_dsn()) as conn:
+    with psycopg.connect(superset_up.postgres_dsn(superset_up.postgres_user, superset_up.postgres_password)) as conn:
         def fresh():
             return conn.execute(
                 "SELECT (SELECT count(*) FROM realtime.web_metrics_1m WHERE window_start > now() - interval '10 minutes'),"
@@ -81,19 +81,20 @@ def test_bundle_reapplies_idempotently(superset_up, api):
 def test_no_password_in_the_bundle_and_uris_come_from_env(superset_up):
     files, passwords = superset.bundle_files(superset_up)
     in_git = "".join(p.read_text() for p in superset.BUNDLE.rglob("*.yaml"))
-    for name in ("POSTGRES_BI_PASSWORD", "CLICKHOUSE_BI_PASSWORD", "POSTGRES_PASSWORD", "CLICKHOUSE_PASSWORD"):
-        assert superset_up[name] not in in_git
-    assert passwords == {"databases/Platform_ClickHouse_analytics.yaml": superset_up["CLICKHOUSE_BI_PASSWORD"],
-                         "databases/Platform_PostgreSQL_real-time.yaml": superset_up["POSTGRES_BI_PASSWORD"]}
-    assert (f"clickhousedb://{superset_up['CLICKHOUSE_BI_USER']}:XXXXXXXXXX@{superset_up['CLICKHOUSE_HOST']}:"
+    for password in (superset_up.postgres_bi_password, superset_up.clickhouse_bi_password,
+                     superset_up.postgres_password, superset_up.clickhouse_password):
+        assert password not in in_git
+    assert passwords == {"databases/Platform_ClickHouse_analytics.yaml": superset_up.clickhouse_bi_password,
+                         "databases/Platform_PostgreSQL_real-time.yaml": superset_up.postgres_bi_password}
+    assert (f"clickhousedb://{superset_up.clickhouse_bi_user}:XXXXXXXXXX@{superset_up.clickhouse_host}:"
             f"{superset_up.clickhouse_port}/analytics") in files["databases/Platform_ClickHouse_analytics.yaml"]
 
 
 def test_databases_use_the_read_only_users(superset_up, api):
     uris = {d["database_name"]: api.get(f"/api/v1/database/{d['id']}/connection")["result"]["sqlalchemy_uri"]
             for d in api.list("database")}
-    assert uris["Platform PostgreSQL (real-time)"].startswith(f"postgresql+psycopg2://{superset_up['POSTGRES_BI_USER']}:")
-    assert uris["Platform ClickHouse (analytics)"].startswith(f"clickhousedb://{superset_up['CLICKHOUSE_BI_USER']}:")
+    assert uris["Platform PostgreSQL (real-time)"].startswith(f"postgresql+psycopg2://{superset_up.postgres_bi_user}:")
+    assert uris["Platform ClickHouse (analytics)"].startswith(f"clickhousedb://{superset_up.clickhouse_bi_user}:")
 
 
 def test_refresh_command_refreshes_every_chart(superset_up):
@@ -108,14 +109,14 @@ def test_refresh_command_refreshes_every_chart(superset_up):
 
 def test_refresh_with_a_wrong_password_fails_with_one_line(superset_up):
     result = subprocess.run([sys.executable, "-m", "stack.superset", "refresh"], cwd=REPO, capture_output=True,
-                            text=True, timeout=120, env={**superset_up.raw, "SUPERSET_ADMIN_PASSWORD": "wrong"})
+                            text=True, timeout=120, env={**superset_up.as_env(), "SUPERSET_ADMIN_PASSWORD": "wrong"})
     assert result.returncode == 1
-    assert result.stderr == (f"error: Superset login as {superset_up['SUPERSET_ADMIN_USER']} failed (HTTP 401); "
+    assert result.stderr == (f"error: Superset login as {superset_up.superset_admin_user} failed (HTTP 401); "
                              f"check SUPERSET_ADMIN_USER/SUPERSET_ADMIN_PASSWORD in .env\n")
 
 
 def test_chart_data_equals_a_direct_clickhouse_query(superset_up, api):
-    ch = clients.clickhouse(superset_up, "CLICKHOUSE_BI_USER", "CLICKHOUSE_BI_PASSWORD")
+    ch = clients.clickhouse(superset_up, superset_up.clickhouse_bi_user, superset_up.clickhouse_bi_password)
     rows = superset.chart_data(api, _chart_id(api, "Segment sizes"), force=True)
     direct = ch.query("SELECT segment_name, sum(size) FROM ml.segment_profiles_latest GROUP BY segment_name").result_rows
     assert {r["segment_name"]: r["customers"] for r in rows} == dict(direct)

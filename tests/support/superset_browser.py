@@ -35,8 +35,8 @@ def logged_in_page(settings: Settings):
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1100})
             page.goto(f"{superset.url(settings)}/login/")
-            page.fill("#username", settings["SUPERSET_ADMIN_USER"])
-            page.fill("#password", settings["SUPERSET_ADMIN_PASSWORD"])
+            page.fill("#username", settings.superset_admin_user)
+            page.fill("#password", settings.superset_admin_password)
             page.click("button[type=submit]")
             page.wait_for_url("**/superset/welcome/**", timeout=60_000)
             yield page

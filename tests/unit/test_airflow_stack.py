@@ -24,8 +24,8 @@ def test_components_share_one_configuration(settings):
     names = ["airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"]
     envs = [by_name[n].environment for n in names]
     assert all(env == envs[0] for env in envs)
-    assert by_name["airflow-api-server"].command[-4:] == ["--host", "127.0.0.1", "--port", settings["AIRFLOW_PORT"]]
-    assert by_name["airflow-api-server"].port == int(settings["AIRFLOW_PORT"])
+    assert by_name["airflow-api-server"].command[-4:] == ["--host", "127.0.0.1", "--port", str(settings.airflow_port)]
+    assert by_name["airflow-api-server"].port == settings.airflow_port
     for name in names[1:]:
         assert "airflow-api-server" in by_name[name].depends_on
     # streaming_health repairs the streaming side: the scheduler starts after it
@@ -42,17 +42,17 @@ def test_environment(settings):
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert env["AIRFLOW_HOME"] == str((settings.data_dir / "airflow").resolve())
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == (
-        f"postgresql+psycopg2://{settings['POSTGRES_AIRFLOW_USER']}:{settings['POSTGRES_AIRFLOW_PASSWORD']}"
-        f"@{settings.postgres_host}:{settings.postgres_port}/{settings['AIRFLOW_DB']}")
-    assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == settings["AIRFLOW_JWT_SECRET"]
-    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://127.0.0.1:{settings['AIRFLOW_PORT']}/execution/"
+        f"postgresql+psycopg2://{settings.postgres_airflow_user}:{settings.postgres_airflow_password}"
+        f"@{settings.postgres_host}:{settings.postgres_port}/{settings.airflow_db}")
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == settings.airflow_jwt_secret
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://127.0.0.1:{settings.airflow_port}/execution/"
     # a valid Fernet key (32 url-safe base64 bytes), stable for the same secret
     assert len(base64.urlsafe_b64decode(env["AIRFLOW__CORE__FERNET_KEY"])) == 32
     assert airflow.environment(settings)["AIRFLOW__CORE__FERNET_KEY"] == env["AIRFLOW__CORE__FERNET_KEY"]
     # Airflow holds only its own credentials: not the ClickHouse or superuser passwords
     values = "\n".join(env.values())
-    for secret in ("CLICKHOUSE_PASSWORD", "POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD"):
-        assert settings[secret] not in values
+    for secret in (settings.clickhouse_password, settings.postgres_password, settings.minio_root_password):
+        assert secret not in values
 
 
 def test_trigger_without_airflow_is_one_line(settings, monkeypatch, capsys):

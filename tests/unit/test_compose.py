@@ -39,8 +39,8 @@ def test_compose_reads_the_same_env_file():
     result = compose("config", "--format", "yaml")
     spec = yaml.safe_load(result.stdout)["services"]
     settings = config.load()
-    assert spec["postgres"]["environment"]["POSTGRES_PASSWORD"] == settings["POSTGRES_PASSWORD"]
-    assert spec["minio"]["environment"]["MINIO_ROOT_USER"] == settings["MINIO_ROOT_USER"]
+    assert spec["postgres"]["environment"]["POSTGRES_PASSWORD"] == settings.postgres_password
+    assert spec["minio"]["environment"]["MINIO_ROOT_USER"] == settings.minio_root_user
 
 
 # -- the settings both deployments share (declared in stack/, repeated in docker-compose.yml) ----------

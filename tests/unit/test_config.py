@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,13 +33,14 @@ def _set(path, name, value):
 def test_generated_env_has_every_variable_and_fresh_secrets(env_file, tmp_path):
     settings = config.load(env_file, environ={})
     example = config.dotenv_values(config.EXAMPLE_FILE)
-    assert set(example) <= set(settings.raw)
-    assert all(settings.raw[k] != "generate" for k in example)
+    env = settings.as_env()
+    assert set(example) <= set(env)
+    assert all(env[k] != "generate" for k in example)
     other = tmp_path / "other.env"
     ensure_env_file(other)
     # secrets are random per machine, never copied from the example
-    assert config.dotenv_values(other)["POSTGRES_PASSWORD"] != settings["POSTGRES_PASSWORD"]
-    assert len(settings["KAFKA_CLUSTER_ID"]) == 22
+    assert config.dotenv_values(other)["POSTGRES_PASSWORD"] != settings.postgres_password
+    assert len(settings.kafka_cluster_id) == 22
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"
 
 
@@ -74,6 +76,74 @@ def test_missing_variable_is_one_clear_line(env_file):
 
 def test_environment_overrides_env_file(env_file):
     assert config.load(env_file, environ={"POSTGRES_PORT": "6543"}).postgres_port == 6543
+
+
+def test_missing_env_file_is_one_clear_line(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        config.load(tmp_path / ".env", environ={})
+    assert str(err.value) == f".env not found in {tmp_path}; run `make setup` to generate it"
+
+
+def test_placeholder_is_one_clear_line(env_file):
+    _set(env_file, "SPARK_CONNECT_TOKEN", "generate")
+    with pytest.raises(ConfigError) as err:
+        config.load(env_file, environ={})
+    assert str(err.value) == "SPARK_CONNECT_TOKEN still has the placeholder 'generate'; run `make setup` to generate it"
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("CDC_SINK_BATCH_ROWS", "0", "is not a positive whole number"),
+    ("SUPERSET_WORKERS", "two", "is not a positive whole number"),
+    ("STARTUP_TIMEOUT", "soon", "is not a positive number of seconds"),
+    ("CHURN_API_REFRESH_SECONDS", "-5", "is not a positive number of seconds"),
+    ("CHURN_TRAIN_JOBS", "0", "is not a number of worker processes (1, 2, ...; joblib's -1 = one per core)"),
+    ("MINIO_ENDPOINT", "http://127.0.0.1", "must look like host:port with a port in 1-65535"),
+    ("FLINK_REST_URL", "127.0.0.1:8081", "must look like http://host:port"),
+    ("SPARK_CONNECT_URL", "http://localhost:15002", "must look like sc://localhost:15002"),
+    ("SPARK_STANDALONE_URL", "spark://127.0.0.1", "must look like spark://127.0.0.1:7077"),
+    ("FLINK_JOB_POSTGRES_URL", "postgresql://127.0.0.1:5432/analytics",
+     "must look like jdbc:postgresql://host:port/database"),
+    ("AIRFLOW_PORT", "8080.0", "is not a valid port (1-65535)"),
+])
+def test_bad_value_is_one_clear_line(env_file, name, value, expected):
+    _set(env_file, name, value)
+    with pytest.raises(ConfigError) as err:
+        config.load(env_file, environ={})
+    assert str(err.value) == f"{name}={value!r} {expected}; fix it in .env"
+
+
+def test_values_are_typed_and_addresses_split(env_file):
+    _set(env_file, "MINIO_ENDPOINT", "https://minio.internal:9443")
+    settings = config.load(env_file, environ={"CHURN_TRAIN_JOBS": "-1", "STARTUP_TIMEOUT": " 90 "})
+    assert settings.postgres_port == 5432 and settings.airflow_parallelism == 4 and settings.churn_train_jobs == -1
+    assert settings.startup_timeout == 90.0 and settings.churn_api_refresh_seconds == 60.0
+    assert (settings.kafka_host, settings.kafka_port) == ("127.0.0.1", 9092)
+    assert (settings.connect_host, settings.connect_port) == ("127.0.0.1", 8083)
+    assert (settings.minio_host, settings.minio_port, settings.minio_secure) == ("minio.internal", 9443, True)
+    assert settings.data_dir == REPO / ".data"  # relative: under the repository
+    assert settings.postgres_dsn("bi", "pw") == ("host=127.0.0.1 port=5432 user=bi password=pw dbname=analytics "
+                                                 "connect_timeout=3")
+    assert settings.postgres_dsn("u", "p", dbname="postgres").endswith(" dbname=postgres connect_timeout=3")
+    assert config.load(env_file, environ={"DATA_DIR": "/srv/platform"}).data_dir == Path("/srv/platform")
+
+
+def test_optional_variables_default_when_unset(env_file):
+    settings = config.load(env_file, environ={})
+    assert settings.alert_email_to is None and settings.airflow_conn_smtp_default is None
+    assert settings.cdc_sink_host == "127.0.0.1"
+    settings = config.load(env_file, environ={"ALERT_EMAIL_TO": "oncall@example.com", "CDC_SINK_HOST": "0.0.0.0"})
+    assert settings.alert_email_to == "oncall@example.com" and settings.cdc_sink_host == "0.0.0.0"
+
+
+def test_as_env_is_what_was_read_with_the_original_strings(env_file):
+    _set(env_file, "STARTUP_TIMEOUT", "180")
+    settings = config.load(env_file, environ={"CLICKHOUSE_PORT": "8124", "PATH": "/usr/bin"})
+    env = settings.as_env()
+    assert env["STARTUP_TIMEOUT"] == "180" and settings.startup_timeout == 180.0  # not normalised to "180.0"
+    assert env["CLICKHOUSE_PORT"] == "8124" and env["PATH"] == "/usr/bin"  # the environment wins, and is all there
+    assert env == {**config.dotenv_values(env_file), "CLICKHOUSE_PORT": "8124", "PATH": "/usr/bin"}
+    env["PATH"] = "changed"
+    assert settings.as_env()["PATH"] == "/usr/bin"  # a copy
 
 
 def _cli(args, env):

@@ -56,8 +56,9 @@ def test_contract_topics_are_the_topics_the_stack_creates():
 
 
 def test_platform_common_needs_only_what_every_runtime_lock_holds():
-    # requests and python-dotenv are in the locks of every runtime that loads the settings; the Flink job's
-    # venv and dbt's read only contracts, which imports nothing
+    # requests, python-dotenv and pydantic-settings (with pydantic) are in the locks of every runtime that loads
+    # the settings (mlflow: compose's mlflow-init runs stack.mlflow); the Flink job's venv and dbt's read only
+    # contracts, which imports nothing
     # (module level: a client's library is imported inside its function, where only its runtimes call it)
     imported = set()
     for path in (REPO / "platform_common").glob("*.py"):
@@ -67,12 +68,13 @@ def test_platform_common_needs_only_what_every_runtime_lock_holds():
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 imported.add(node.module.split(".")[0])
     third_party = {m for m in imported if m not in sys.stdlib_module_names} - {"platform_common", "__future__"}
-    assert third_party == {"dotenv", "requests"}
-    for lock in ("stack", "flink", "spark", "airflow", "superset"):
+    assert third_party == {"dotenv", "pydantic", "pydantic_settings", "requests"}
+    for lock in ("stack", "flink", "spark", "airflow", "superset", "mlflow"):
         text = (REPO / "requirements" / f"{lock}.lock").read_text()
         assert "\nrequests==" in text, lock
         if lock != "flink":
-            assert "\npython-dotenv==" in text, lock
+            for package in ("python-dotenv", "pydantic", "pydantic-settings"):
+                assert f"\n{package}==" in text, (lock, package)
 
 
 def test_stack_imports_no_engine_code():

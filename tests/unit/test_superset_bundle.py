@@ -32,11 +32,11 @@ def test_database_uris_and_passwords_come_from_env(settings):
     files, passwords = superset.bundle_files(settings)
     ch = yaml.safe_load(files["databases/Platform_ClickHouse_analytics.yaml"])
     pg = yaml.safe_load(files["databases/Platform_PostgreSQL_real-time.yaml"])
-    assert ch["sqlalchemy_uri"] == f"clickhousedb://bi_reader:XXXXXXXXXX@clickhouse:{settings['CLICKHOUSE_PORT']}/analytics"
+    assert ch["sqlalchemy_uri"] == f"clickhousedb://bi_reader:XXXXXXXXXX@clickhouse:{settings.clickhouse_port}/analytics"
     assert pg["sqlalchemy_uri"] == (f"postgresql+psycopg2://bi_reader:XXXXXXXXXX@db.internal:"
-                                    f"{settings['POSTGRES_PORT']}/{settings['POSTGRES_DB']}")
-    assert passwords == {"databases/Platform_ClickHouse_analytics.yaml": settings["CLICKHOUSE_BI_PASSWORD"],
-                         "databases/Platform_PostgreSQL_real-time.yaml": settings["POSTGRES_BI_PASSWORD"]}
+                                    f"{settings.postgres_port}/{settings.postgres_db}")
+    assert passwords == {"databases/Platform_ClickHouse_analytics.yaml": settings.clickhouse_bi_password,
+                         "databases/Platform_PostgreSQL_real-time.yaml": settings.postgres_bi_password}
     names = zipfile.ZipFile(io.BytesIO(superset.bundle_zip(files))).namelist()
     assert "platform_bundle/metadata.yaml" in names and len(names) == len(files)
 
