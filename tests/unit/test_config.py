@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -171,3 +172,40 @@ def test_cli_prints_one_line_for_a_port_in_use(tmp_path):
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"error: port {port} for postgres is already in use by another process; stop it or change POSTGRES_PORT in .env"]
+
+
+def test_every_example_variable_has_a_field_and_every_field_a_variable():
+    example = set(config.dotenv_values(config.EXAMPLE_FILE))
+    fields = {config.variable(name) for name in config.Settings.model_fields}
+    assert fields - config.OPTIONAL == example, (
+        f"in .env.example without a Settings field: {sorted(example - fields)}; "
+        f"Settings fields not in .env.example: {sorted(fields - config.OPTIONAL - example)}")
+    assert fields >= config.OPTIONAL and not config.OPTIONAL & example
+    # the optional ones are documented where .env.example shows them (commented out) or where they are set
+    assert all(not info.is_required() for name, info in config.Settings.model_fields.items()
+               if config.variable(name) in config.OPTIONAL)
+
+
+# Settings are attributes (settings.postgres_port), never looked up by name: no `settings["X"]`, no `.raw`
+LOOKUP = re.compile(r"\bsettings\[|\.raw\[|\.raw\.get\(|\bdef __getitem__")
+# a subscript by a variable name of .env.example, e.g. stack_up["POSTGRES_DB"] (a Settings under another name);
+# allowed on the plain string maps of an environment: os.environ, a subprocess's env, dotenv_values(...)
+BY_NAME = re.compile(r"""([\w.()"'\\\[\]]*)\[\\?["']([A-Z][A-Z0-9_]*)\\?["']\]""")
+ENV_MAP = re.compile(r"""(\b(environ|env|_env|environment|defaults|values)|as_env\(\)"""
+                     r"""|\[\\?["']environment\\?["']\])$""")
+
+
+def test_no_string_lookups_of_settings_come_back():
+    example = set(config.dotenv_values(config.EXAMPLE_FILE))
+    tracked = subprocess.run(["git", "ls-files", "-z", "*.py", "*.ipynb"], cwd=REPO, capture_output=True,
+                             check=True).stdout.decode().split("\0")
+    found = []
+    for path in filter(None, tracked):
+        # clickhouse_server's `settings` are ClickHouse query settings (a dict), not the platform's
+        if path.startswith(("clickhouse_server/", "tests/e2e/previous_layout/")) or path == "tests/unit/test_config.py":
+            continue
+        for n, line in enumerate((REPO / path).read_text(encoding="utf-8").splitlines(), 1):
+            by_name = [m for m in BY_NAME.finditer(line) if m.group(2) in example and not ENV_MAP.search(m.group(1))]
+            if LOOKUP.search(line) or by_name:
+                found.append(f"{path}:{n}: {line.strip()}")
+    assert not found, "use the typed attributes (settings.postgres_port), not lookups by name:\n" + "\n".join(found)
