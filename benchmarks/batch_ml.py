@@ -8,8 +8,8 @@ Run with the spark venv's python (the stack must be up: PostgreSQL, MinIO, Click
 For each size: synthetic customer_features are inserted into a scratch ClickHouse table (not timed),
 then timed: the export (query_arrow → contract check → Parquet on MinIO → one Iceberg commit), the
 Spark preparation (read Iceberg, log/impute/scale) and the k search (KMeans fit + silhouette per k,
-local[2]), on all rows and (as the job runs it, segmentation.choose_k) on a ~50k sample plus one final
-fit; scikit-learn's KMeans runs the same k search on the same scaled matrix (n_init=1,
+local[2]), on all rows and (as the job runs it, segmentation.choose_k) on a ~50k sample whose best
+start then assigns every row; scikit-learn's KMeans runs the same k search on the same scaled matrix (n_init=1,
 like Spark's single k-means|| run). Silhouettes (Euclidean, as scikit-learn defines it) are computed
 on one 10k-row sample for both. Everything lives in scratch namespaces and is dropped at the end.
 """
@@ -127,9 +127,9 @@ def main() -> int:
               f"{r['k']} / {r['sk_k']} | {r['sil_spark']:.3f} | {r['sil_sk']:.3f} | {r['sil_spark'] / r['sil_sk']:.3f} |")
     print("\nSpark k search = KMeans fit + ClusteringEvaluator silhouette (full data) per k; "
           "sklearn k search = KMeans fit per k (n_init=1) + silhouette on the 10k sample.")
-    print("\nk search as the job runs it (segmentation.choose_k: search on a ~50k sample, one fit of the chosen k "
-          "on all rows) vs the search on all rows, same process")
-    print("| customers | search on all rows | sampled search + final fit | speed-up | search rows | k (all / sampled) | "
+    print("\nk search as the job runs it (segmentation.choose_k: search on a ~50k sample, its chosen "
+          "model assigns all rows) vs the search on all rows, same process")
+    print("| customers | search on all rows | sampled search, its model on all rows | speed-up | search rows | k (all / sampled) | "
           "silhouette all / sampled | ARI (labels all vs sampled) |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
