@@ -12,7 +12,7 @@ Then, each stage as the pipeline runs it, into throw-away places:
   export        `python -m spark_ml export` of that schema's customer_features into the Iceberg
                 scope `scale_<id>` (spark_ml/scope.py)
   segment       `python -m spark_ml segment --connect --scope scale_<id>` on the stack's Spark
-                Connect server (k search on a ~50k sample above 50k customers, then one fit on all)
+                Connect server (k search on a ~50k sample above 50k customers, whose model segments all)
 
 batch = dbt full + export + segment (the issue's target: 1M customers under 10 minutes). Peak memory
 is sampled every 0.25 s: the stage's own process tree, and the ClickHouse and Spark servers it works
