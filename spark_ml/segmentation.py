@@ -152,7 +152,7 @@ class Config:
     k_min: int = 3
     k_max: int = 8
     seed: int = 42
-    n_init: int = 4                           # K-Means starts per k; the lowest cost wins (fit_kmeans)
+    n_init: int = 4                           # K-Means starts per k; the lowest cost wins (_lowest_cost)
     max_iter: int = 50
     tol: float = 1e-5
     silhouette_tolerance: float = 0.1           # pick_k: candidates within this of the best silhouette
@@ -307,24 +307,12 @@ def _kmeans(k: int, seed: int, cfg: Config):
 
 
 def _lowest_cost(fits: list):
-    # min() keeps the first of equal costs, i.e. the lowest seed: the same start wins as when the fits ran
-    # one after another
-    return min(fits, key=lambda m: m.summary.trainingCost)
-
-
-def fit_kmeans(X, k: int, cfg: Config, pool: ThreadPoolExecutor | None = None):
-    """The lowest-cost of `cfg.n_init` K-Means fits (seeds seed, seed+1, ...), as scikit-learn's n_init:
+    """The lowest-cost of a k's `n_init` K-Means fits (seeds seed, seed+1, ...), as scikit-learn's n_init:
     one k-means|| start often ends in a poor local optimum (on the demo population one seed's k=3 had
-    silhouette 0.39 where the others found 0.49), and which start is poor depends on the seed. The starts
-    run concurrently in `pool` (or a pool of cfg.parallelism threads)."""
-    own = pool is None
-    pool = pool or _pool(cfg)
-    try:
-        fits = [pool.submit(_kmeans(k, cfg.seed + i, cfg).fit, X) for i in range(cfg.n_init)]
-        return _lowest_cost([f.result() for f in fits])
-    finally:
-        if own:
-            pool.shutdown()
+    silhouette 0.39 where the others found 0.49), and which start is poor depends on the seed. min() keeps
+    the first of equal costs, i.e. the lowest seed: the same start wins as when the fits ran one after
+    another."""
+    return min(fits, key=lambda m: m.summary.trainingCost)
 
 
 def search_k(X, cfg: Config) -> tuple[int, list[dict], dict]:
