@@ -169,11 +169,16 @@ def test_every_dashboard_renders_data_in_headless_chromium(superset_up, recent_e
             seconds, responses = browser.open_dashboard(page, superset_up, slug, expected)
             timings[slug] = round(seconds, 2)
             page.wait_for_timeout(1000)  # ECharts animates its first draw
-            page.screenshot(path=str(artifacts / f"{slug}.png"), full_page=True)
-            assert page.locator(browser.HOLDER).count() == expected, slug
-            errors = page.locator(f"{browser.HOLDER} :is({browser.ERRORS})")
-            assert errors.count() == 0, f"{slug}: error panel: {errors.first.inner_text()[:200]}"
-            assert "No results were returned" not in page.locator(".dashboard").inner_text(), slug
+            # the page is checked before its full-page screenshot, which is taken either way: twice
+            # (customer-acquisition, later customer-segments) the grid was empty in and right after the
+            # screenshot, 1 s after every chart had drawn; the cause is not established
+            try:
+                assert page.locator(browser.HOLDER).count() == expected, slug
+                errors = page.locator(f"{browser.HOLDER} :is({browser.ERRORS})")
+                assert errors.count() == 0, f"{slug}: error panel: {errors.first.inner_text()[:200]}"
+                assert "No results were returned" not in page.locator(".dashboard").inner_text(), slug
+            finally:
+                page.screenshot(path=str(artifacts / f"{slug}.png"), full_page=True)
             assert len(responses) == expected, f"{slug}: {len(responses)} chart data requests, expected {expected}"
             empty = [r.url for r in responses if 0 in _rows(r)]
             assert not empty, f"{slug}: chart(s) without data: {empty}"
