@@ -85,10 +85,11 @@ def service(settings: Settings) -> Service:
             return
         result = subprocess.run(
             jvm.command("kafka.tools.StorageTool", "kafka", "256m", "format", "--ignore-formatted",
-                        "-t", settings.kafka_cluster_id, "-c", str(properties)),
+                        # `=`: a generated id may start with '-', which argparse would take for an option
+                        f"--cluster-id={settings.kafka_cluster_id}", f"--config={properties}"),
             capture_output=True, text=True)
         if result.returncode != 0:
-            raise StackError(f"formatting Kafka storage in {logs} failed: {result.stdout.strip()[-300:]}")
+            raise StackError(f"formatting Kafka storage in {logs} failed: {(result.stderr.strip() or result.stdout.strip()).splitlines()[-1]}")
 
     def healthy() -> bool:
         if not port_open(settings.kafka_port, settings.kafka_host):

@@ -92,9 +92,9 @@ def prepare(settings: Settings) -> None:
         return
     _cli(settings, "db", "upgrade", what="db upgrade")
     out = _cli(settings, "fab", "create-admin", "--username", user, "--firstname", "Platform", "--lastname", "Admin",
-               "--email", f"{user}@localhost", "--password", password, what="fab create-admin")
+               "--email", f"{user}@localhost", f"--password={password}", what="fab create-admin")
     if "already exists" in out:  # keep the password in line with .env
-        _cli(settings, "fab", "reset-password", "--username", user, "--password", password, what="fab reset-password")
+        _cli(settings, "fab", "reset-password", "--username", user, f"--password={password}", what="fab reset-password")
     _cli(settings, "init", what="init")
     marker.write_text(inputs)
 
