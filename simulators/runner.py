@@ -241,7 +241,15 @@ def _drive(cfg: EventConfig, gen: Generator, em: _Emitter, pop: Population, star
     warmup = int(min(LIVE_WARMUP_MS, LIVE_WARMUP_SESSIONS / sessions_per_ms))
     gen.drop_before = now                                        # sessions already in progress,
     gen.spawn_live(now - warmup, now, sessions_per_ms)           # without their past: no ramp-up
+    # spawning up to LIVE_WARMUP_SESSIONS takes seconds: what the sessions did meanwhile is their
+    # past too, else it goes out seconds behind its event time (the streaming bench measured that lag)
+    started = int(time.time() * 1000)
+    gen.drop_before = started
+    gen.spawn_live(now, started, sessions_per_ms)
+    while gen.heap and gen.heap[0][0] < started:
+        heapq.heappop(gen.heap)
     gen.drop_before = 0
+    now = started
     em.t0 = time.perf_counter()
     last = now
     while not em.stopped:
