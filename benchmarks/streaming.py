@@ -198,12 +198,13 @@ def busiest(settings, top: int = 2) -> str:
         for v in requests.get(f"{url}/jobs/{job['jid']}", timeout=5).json()["vertices"]:
             got = requests.get(f"{url}/jobs/{job['jid']}/vertices/{v['id']}/subtasks/metrics"
                                "?get=busyTimeMsPerSecond,backPressuredTimeMsPerSecond", timeout=5).json()
-            m = {x["id"]: x.get("max") or 0 for x in got}
+            # an idle subtask reports "NaN" (a string) for its busy time
+            m = {x["id"]: float(x.get("max") or 0) for x in got}
             sinks = re.findall(r"Sink: (\w+)|(sink_dead_letter)", v["name"])
             name = (re.match(r"[A-Za-z]+", v["name"]).group(0) + " -> " + ",".join(a or b for a, b in sinks[:2])
                     if sinks else re.sub(r"\[\d+\]", "", v["name"])[:40])
             out.append((m.get("busyTimeMsPerSecond", 0), m.get("backPressuredTimeMsPerSecond", 0), name))
-        out.sort(reverse=True)
+        out.sort(key=lambda o: o[0] if o[0] == o[0] else 0, reverse=True)
         return "; ".join(f"{n} busy {b:.0f} ms/s, back-pressured {bp:.0f}" for b, bp, n in out[:top])
     except (requests.RequestException, ValueError, KeyError, TypeError):
         return "n/a"

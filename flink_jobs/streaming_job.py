@@ -125,7 +125,7 @@ def sink_ddls(env: dict[str, str]) -> list[str]:
         ddls.append(f"""CREATE TEMPORARY TABLE {name} ({columns}) WITH (
   'connector' = 'jdbc', 'url' = {pipeline._q(url)}, 'table-name' = {pipeline._q(table)},
   'username' = {pipeline._q(env['POSTGRES_STREAM_USER'])}, 'password' = {pipeline._q(env['POSTGRES_STREAM_PASSWORD'])},
-  'sink.buffer-flush.interval' = '500 ms', 'sink.buffer-flush.max-rows' = '5000', 'sink.max-retries' = '5'
+  'sink.buffer-flush.interval' = '200 ms', 'sink.buffer-flush.max-rows' = '5000', 'sink.max-retries' = '5'
 )""")
     ddls.append(f"""CREATE TEMPORARY TABLE sink_dead_letter ({DEAD_LETTER_COLUMNS}) WITH (
   'connector' = 'kafka', 'topic' = {pipeline._q(contracts.DEAD_LETTER_TOPIC)},
