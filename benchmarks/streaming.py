@@ -1,7 +1,8 @@
 """Streaming benchmark against the running stack: how many events/s the Flink job keeps up with,
 next to the Kafka ceiling, and the latencies event time -> PostgreSQL row and commit -> ClickHouse row.
 The figures go to .data/bench/streaming.json (kafka_produce_per_s, flink_drain_events_per_s,
-sustained_live_events_per_s, p50/p99_event_to_postgres_s, cdc_rows_per_s, cdc_p99_s,
+sustained_live_events_per_s, p50/p99_event_to_postgres_s at that rate, realtime_live_events_per_s
+and its p50/p99 (the highest sustained rate with p99 < 1 s), cdc_rows_per_s, cdc_p99_s,
 taskmanager_peak_rss_mib, lost, duplicated, and the details).
 
 1. Kafka ceiling + simulator rate: benchmarks/simulator_throughput.py (run as is, with fewer messages:
@@ -52,6 +53,7 @@ from stack.supervisor import Supervisor
 HERE = Path(__file__).resolve().parent
 LAG_BOUND_S = 5.0          # a sustained step ends less than this many seconds of input behind
 DRAIN_TIMEOUT_S = 150
+LATENCY_TARGET_S = 1.0     # event time -> PostgreSQL row, p99, for a rate to count as real time
 console = Console(width=140)
 
 
@@ -295,6 +297,9 @@ def main() -> int:
         if not res["sustained"]:
             break
     best = max((r for r in results if r["sustained"]), key=lambda r: r["achieved"], default=None)
+    # the highest sustained rate keeps up, with a bounded lag of seconds; this one is also real time
+    realtime = max((r for r in results if r["sustained"] and r["p99"] < LATENCY_TARGET_S),
+                   key=lambda r: r["achieved"], default=None)
 
     cdc_p50 = cdc_p99 = cdc_rate = float("nan")
     if not args.skip_cdc:
@@ -333,6 +338,9 @@ def main() -> int:
         table.add_row("Flink highest sustained rate", f"{best['achieved']:,.0f} ev/s", of_ceiling(best["achieved"]))
         table.add_row("event time -> PostgreSQL row p50", f"{best['p50']:.2f} s", f"live events at {best['achieved']:,.0f}/s")
         table.add_row("event time -> PostgreSQL row p99", f"{best['p99']:.2f} s", f"live events at {best['achieved']:,.0f}/s")
+    if realtime:
+        table.add_row(f"highest rate with p99 < {LATENCY_TARGET_S:g} s", f"{realtime['achieved']:,.0f} ev/s",
+                      f"p50/p99 {realtime['p50']:.2f}/{realtime['p99']:.2f} s")
     else:
         table.add_row("Flink highest sustained rate", "none", f"lowest step {results[0]['rate']:,}/s not sustained")
     table.add_row("PG commit -> ClickHouse row p50", f"{cdc_p50:.2f} s", f"cdc_latency.py at {args.cdc_rate} rows/s")
@@ -350,6 +358,9 @@ def main() -> int:
         "sustained_live_events_per_s": best["achieved"] if best else 0,
         "p50_event_to_postgres_s": best["p50"] if best else None,
         "p99_event_to_postgres_s": best["p99"] if best else None,
+        "realtime_live_events_per_s": realtime["achieved"] if realtime else 0,
+        "realtime_p50_event_to_postgres_s": realtime["p50"] if realtime else None,
+        "realtime_p99_event_to_postgres_s": realtime["p99"] if realtime else None,
         "cdc_rows_per_s": cdc_rate, "cdc_p50_s": cdc_p50, "cdc_p99_s": cdc_p99,
         **memory, "lost": lost, "duplicated": duplicated,
         "ladder": results,
