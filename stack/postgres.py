@@ -115,7 +115,12 @@ def service(settings: Settings) -> Service:
             "-c", "max_wal_senders=16",
             # a stuck CDC slot may not fill the disk: past this, the slot is invalidated
             "-c", "max_slot_wal_keep_size=4GB",
-            "-c", "shared_buffers=256MB",
+            "-c", "shared_buffers=1GB",
+            # the stream writes all the time: a checkpoint a minute (max_wal_size 1GB) wrote every page
+            # touched after it whole again (full-page writes), ~3 KB of WAL per raw row, read by CDC too
+            "-c", "max_wal_size=8GB",
+            "-c", "checkpoint_timeout=15min",
+            "-c", "wal_compression=lz4",
             "-c", "max_connections=200",
         ],
         healthy=healthy,
