@@ -1,5 +1,5 @@
 {#- Per day, fct_daily_kpis' orders and revenue equal the mirror's (read with FINAL), and its
-    sessions equal the mirror's sessions by the day of their first event. Days touched by rows synced
+    sessions equal the mirror's live events' sessions (through stg_web_events) by the day of their first event. Days touched by rows synced
     after the mart's build watermark are the next run's work and are left out. -#}
 {%- set since = built_watermark('fct_daily_kpis') %}
 with touched_days as (
@@ -21,10 +21,13 @@ mirror_orders as (
     group by day
 ),
 mirror_sessions as (
+    -- from stg_web_events, which assert_stg_web_events_match_mirror proves equal to the mirror's live
+    -- events: it is sorted by session, so this groups in that order (17 s at 1M customers, 144M
+    -- events) instead of hashing 23M sessions out of the mirror with FINAL (68 s alone, 119 s in a build)
     select toDate(min(event_time)) as day, session_id
-    from {{ source('cdc', 'raw_web_events') }} final
-    where _is_deleted = 0
+    from {{ ref('stg_web_events') }}
     group by session_id
+    settings optimize_aggregation_in_order = 1
 ),
 mirror as (
     select day, sum(revenue) as revenue, sum(orders) as orders, sum(completed) as completed, sum(sessions) as sessions
