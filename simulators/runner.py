@@ -22,6 +22,7 @@ from simulators.sinks import open_sink
 
 LIVE_WARMUP_MS = 300_000         # live mode: sessions already running when the run starts (no ramp-up) ...
 LIVE_WARMUP_SESSIONS = 150_000   # ... but at most this many (high rates ramp up over a few seconds)
+LIVE_CATCH_UP_ROUNDS = 5         # ... and the seconds spawning them took are skipped in at most this many steps
 
 
 def new_run_id(kind: str) -> str:
@@ -242,10 +243,16 @@ def _drive(cfg: EventConfig, gen: Generator, em: _Emitter, pop: Population, star
     gen.drop_before = now                                        # sessions already in progress,
     gen.spawn_live(now - warmup, now, sessions_per_ms)           # without their past: no ramp-up
     # spawning up to LIVE_WARMUP_SESSIONS takes seconds: what the sessions did meanwhile is their
-    # past too, else it goes out seconds behind its event time (the streaming bench measured that lag)
-    started = int(time.time() * 1000)
-    gen.drop_before = started
-    gen.spawn_live(now, started, sessions_per_ms)
+    # past too, else it goes out seconds behind its event time (the streaming bench measured that lag).
+    # Each catch-up spawns the time the previous one took, so a few of them close the gap.
+    started = now
+    for _ in range(LIVE_CATCH_UP_ROUNDS):
+        now = int(time.time() * 1000)
+        if now - started <= 1:
+            break
+        gen.drop_before = now
+        gen.spawn_live(started, now, sessions_per_ms)
+        started = now
     while gen.heap and gen.heap[0][0] < started:
         heapq.heappop(gen.heap)
     gen.drop_before = 0
