@@ -48,6 +48,7 @@ from benchmarks.results import write as write_figures
 from flink_jobs import deploy
 from platform_common import clients, config, flink_rest
 from simulators import run
+from stack import airflow
 from stack.supervisor import Supervisor
 
 HERE = Path(__file__).resolve().parent
@@ -122,15 +123,17 @@ def drain(settings, events: int) -> dict:
     slow one back-pressures the sources). Lost and duplicated are reconciled against the ledger, in
     PostgreSQL and in the ClickHouse mirror (CDC runs throughout)."""
     prefix = f"drain{uuid.uuid4().hex[:6]}_"
-    deploy.cancel(settings, flink_rest.running_job(settings)["jid"])
-    # live pacing at about what the simulator can send (a far higher rate spawns sessions, and their
-    # future events, faster than they are sent: memory grows without bound)
-    ledger = run(mode="live", rate=100_000, count=events, customers=50_000, id_prefix=prefix,
-                 seed=uuid.uuid4().int % 2 ** 31, quiet=True, ledger="none", settings=settings)
-    produced = ledger.messages / max(ledger.elapsed_s, 1e-9)
-    t0 = time.monotonic()
-    deploy.ensure_job(settings)
-    running = time.monotonic()
+    # streaming_health (every 5 minutes) would resubmit the stopped job while the backlog is produced
+    with airflow.Client(settings).paused("streaming_health"):
+        deploy.cancel(settings, flink_rest.running_job(settings)["jid"])
+        # live pacing at about what the simulator can send (a far higher rate spawns sessions, and
+        # their future events, faster than they are sent: memory grows without bound)
+        ledger = run(mode="live", rate=100_000, count=events, customers=50_000, id_prefix=prefix,
+                     seed=uuid.uuid4().int % 2 ** 31, quiet=True, ledger="none", settings=settings)
+        produced = ledger.messages / max(ledger.elapsed_s, 1e-9)
+        t0 = time.monotonic()
+        deploy.ensure_job(settings)
+        running = time.monotonic()
     want = (ledger.web.valid, ledger.purchases.valid)
     got = (0, 0, 0, 0)
     with psycopg.connect(settings.postgres_dsn(settings.postgres_bi_user, settings.postgres_bi_password),

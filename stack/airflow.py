@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -281,6 +282,33 @@ class Client:
                 raise StackError(f"DAG run {dag_id} {run_id} still {run['state']} after {timeout:.0f}s; "
                                  f"see {self.base}/dags/{dag_id}")
             time.sleep(5)
+
+    @contextmanager
+    def paused(self, dag_id: str, timeout: float = 600):
+        """Pause `dag_id` while no run of it is active; restore its previous state after.
+
+        A run must not be in flight when the pause lands: Airflow lets a paused DAG's running tasks
+        finish but leaves their downstream tasks scheduled, so that run would stay `running` until the
+        unpause. So: wait until no run is active, pause, and if a run started in between, unpause and
+        wait again."""
+        before = self.wait_for_dag(dag_id)["is_paused"]
+
+        def active() -> list:
+            return self.request("GET", f"/dags/{dag_id}/dagRuns", params={"state": ["running", "queued"]})["dag_runs"]
+        deadline = time.monotonic() + timeout
+        while True:
+            while runs := active():
+                if time.monotonic() > deadline:
+                    raise StackError(f"a {dag_id} run did not finish within {timeout:.0f}s: {runs[0]['dag_run_id']}")
+                time.sleep(2)
+            self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+            if not active():
+                break
+            self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        try:
+            yield
+        finally:
+            self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": before})
 
 
 def main(argv: list[str]) -> int:

@@ -21,7 +21,6 @@ from flink_jobs import deploy, pipeline, upgrade
 from platform_common import flink_rest
 from stack import airflow, flink
 from tests.e2e.test_streaming_pipeline import LIVE, Run, assert_pipeline_matches, wait_flink_consumed
-from tests.support.paused_dag import paused
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +32,7 @@ def job(stack_up):
     deploy.ensure_job(stack_up)
     assert flink_rest.running_job(stack_up)
     # the scheduled health check resubmits a job it finds stopped: not while this test stops it on purpose
-    with paused(airflow.Client(stack_up), "streaming_health"):
+    with airflow.Client(stack_up).paused("streaming_health"):
         yield stack_up
 
 

@@ -30,7 +30,6 @@ from flink_jobs import deploy
 from platform_common import clients, config, flink_rest
 from platform_common.config import REPO
 from stack import airflow
-from tests.support.paused_dag import paused
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -44,7 +43,7 @@ def airflow_client(stack_up):
 @pytest.fixture(scope="module")
 def health_dag_paused(airflow_client):
     """No scheduled streaming_health run repairs what these tests break on purpose."""
-    with paused(airflow_client, "streaming_health"):
+    with airflow_client.paused("streaming_health"):
         yield
 
 

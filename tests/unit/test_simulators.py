@@ -5,7 +5,6 @@ import csv
 import datetime as dt
 import json
 import re
-import time
 from collections import Counter, defaultdict
 
 import orjson
