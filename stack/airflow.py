@@ -305,6 +305,8 @@ class Client:
             if not active():
                 break
             self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+            if time.monotonic() > deadline:
+                raise StackError(f"{dag_id} kept starting runs while being paused for {timeout:.0f}s")
         try:
             yield
         finally:

@@ -435,8 +435,9 @@ def test_live_mode_sends_on_time_from_its_first_record(monkeypatch):
     simulate(mode="live", rate=5000, duration=2, start=None, customers=20_000, sink=sink)
     assert len(sink.sent) > 5000
     lateness_ms = [sent_ms - event_ms for sent_ms, event_ms in sink.sent]
-    assert max(lateness_ms[:500]) < 10     # the loop polls every 5 ms; one catch-up: ~18 ms late, none: 2 s
-    assert max(lateness_ms) < 10
+    # the loop polls every 5 ms; with one catch-up the first records went out 18 ms late, with none 2 s;
+    # and no record goes out before its event time (sent up to the current millisecond)
+    assert min(lateness_ms) > -1 and max(lateness_ms) < 10
 
 
 def test_population_and_customer_timeline_are_deterministic_and_consistent():
