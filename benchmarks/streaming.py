@@ -141,9 +141,9 @@ def drain(settings, events: int) -> dict:
     slow one back-pressures the sources). Lost and duplicated are reconciled against the ledger, in
     PostgreSQL and in the ClickHouse mirror (CDC runs throughout)."""
     prefix = f"drain{uuid.uuid4().hex[:6]}_"
-    pg = psycopg.connect(settings.postgres_dsn(settings.postgres_bi_user, settings.postgres_bi_password),
-                         autocommit=True)
-    written_before = rows_written(pg)
+    dsn = settings.postgres_dsn(settings.postgres_bi_user, settings.postgres_bi_password)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        written_before = rows_written(conn)
     # streaming_health (every 5 minutes) would resubmit the stopped job while the backlog is produced
     with airflow.Client(settings).paused("streaming_health"):
         deploy.cancel(settings, flink_rest.running_job(settings)["jid"])
@@ -157,7 +157,7 @@ def drain(settings, events: int) -> dict:
         running = time.monotonic()
     want = (ledger.web.valid, ledger.purchases.valid)
     got = (0, 0, 0, 0)
-    with pg as conn:
+    with psycopg.connect(dsn, autocommit=True) as conn:
         deadline = time.monotonic() + 900
         # the statistics first (free), then the exact count of the prefix's rows until it is complete
         while time.monotonic() < deadline and rows_written(conn) - written_before < sum(want):
