@@ -122,7 +122,7 @@ def scale(client, settings, n: int, days: int, console: Console) -> dict:
             def dbt(mem):
                 mem.own = None
                 wall, models, summary, top = dbt_build(schema, cdc_db, workdir, on_start=lambda pid: setattr(mem, "own", pid))
-                return {"models_seconds": round(models, 1), "summary": summary, "slowest_models": top}
+                return {"models_seconds": round(models, 1), "summary": summary, "slowest_nodes": top}
 
             stage("dbt full", dbt)
             increment(client, cdc_db, n, days)

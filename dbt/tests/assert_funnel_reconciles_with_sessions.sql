@@ -1,5 +1,7 @@
 {#- fct_daily_funnel adds up to int_sessions per day, and int_sessions has one row per session of
-    the mirror (sessions with events synced after int_sessions' build watermark left out). -#}
+    stg_web_events (sessions with events synced after int_sessions' build watermark left out).
+    stg_web_events holds exactly the mirror's live events (assert_stg_web_events_match_mirror), so these
+    are the mirror's sessions, counted without a second FINAL read of every web event. -#}
 {%- set since = built_watermark('int_sessions') %}
 with funnel as (
     select session_date, sum(sessions) as sessions, sum(converted_sessions) as converted
@@ -12,9 +14,9 @@ sessions as (
 touched as (
     {{ changed_sessions(since) }}
 ),
-mirror as (
-    select uniqExact(session_id) as n from {{ source('cdc', 'raw_web_events') }} final
-    where _is_deleted = 0 and session_id not in (select session_id from touched)
+events as (
+    select uniqExact(session_id) as n from {{ ref('stg_web_events') }}
+    where session_id not in (select session_id from touched)
 ),
 model as (
     select count() as n from {{ ref('int_sessions') }} where session_id not in (select session_id from touched)
@@ -24,6 +26,6 @@ from funnel as f
 full outer join sessions as s on s.session_date = f.session_date
 where f.sessions != s.sessions or f.converted != s.converted
 union all
-select 'sessions in the mirror', model.n as got, mirror.n as expected
-from model, mirror
-where model.n != mirror.n
+select 'sessions in stg_web_events', model.n as got, events.n as expected
+from model, events
+where model.n != events.n

@@ -13,6 +13,7 @@ Scenario (one module fixture, several assertions):
      customer Z deleted, customer W's tier changed, a late event before one session's start
   -> build 3 (incremental: X, Y, Z, W and the touched days are recomputed over full history)
   -> a full build of the same mirror into a second schema: identical tables.
+  -> the PII test on a leaked e-mail, and the mirror reconciliation on a duplicated event: both fail.
 """
 from __future__ import annotations
 
@@ -204,6 +205,12 @@ def scenario(stack_up, tmp_path_factory):
         docs = dbt(stack_up, schema, cdc_db, tmp_path, "docs", "generate")
         out["catalog"] = json.loads((tmp_path / schema / "target" / "catalog.json").read_text())
         out["docs"] = docs
+
+        # stg_web_events has no `unique` test: the reconciliation with the mirror must catch a duplicate
+        client.command(f"INSERT INTO {schema}.stg_web_events SELECT * FROM {schema}.stg_web_events "
+                       f"ORDER BY event_id LIMIT 1")
+        out["duplicate"] = dbt(stack_up, schema, cdc_db, tmp_path, "test", "-s", "assert_stg_web_events_match_mirror",
+                               check=False)
         yield out
     finally:
         for db in (schema, schema_full, cdc_db):
@@ -335,6 +342,12 @@ def test_no_raw_email_test_catches_a_leak(scenario):
     leak = scenario["leak"]
     assert leak.returncode != 0
     assert "FAIL 1 assert_no_raw_email_in_any_model" in leak.stdout or "FAIL=1" in leak.stdout, leak.stdout[-2000:]
+
+
+def test_mirror_reconciliation_catches_a_duplicate_event(scenario):
+    dup = scenario["duplicate"]
+    assert dup.returncode != 0
+    assert "FAIL 1 assert_stg_web_events_match_mirror" in dup.stdout, dup.stdout[-2000:]
 
 
 def test_contract_types_and_docs(scenario):
