@@ -21,6 +21,7 @@ import datetime as dt
 import decimal
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -108,6 +109,10 @@ def scenario(stack_up, tmp_path_factory):
         out["snapshot1"] = client.query(f"SELECT snapshot_date FROM {schema}.dbt_run_state "
                                         "ORDER BY started_at DESC LIMIT 1").result_rows[0][0]
         out["sums1"] = checksums(client, schema)
+        out["stg_engine1"] = client.query(f"SELECT engine_full FROM system.tables WHERE database = '{schema}' "
+                                          "AND name = 'stg_web_events'").result_rows[0][0]
+        log = (tmp_path / schema / "logs" / "dbt.log").read_text()
+        out["stg_ddl1"] = re.search(rf"create table `{schema}`.`stg_web_events`.*?SETTINGS[^\n]*", log, re.S).group(0)
         r2 = dbt(stack_up, schema, cdc_db, tmp_path, "build")
         out["build2_stdout"] = r2.stdout
         out["sums2"] = checksums(client, schema)
@@ -342,6 +347,15 @@ def test_no_raw_email_test_catches_a_leak(scenario):
     leak = scenario["leak"]
     assert leak.returncode != 0
     assert "FAIL 1 assert_no_raw_email_in_any_model" in leak.stdout or "FAIL=1" in leak.stdout, leak.stdout[-2000:]
+
+
+def test_stg_web_events_merges_resume_when_the_run_ends(scenario):
+    """Built without background merges (they would take the build's cores); on-run-end resets that, so
+    after the run the table merges as any other. The DDL of the build (dbt's log) had them off."""
+    assert "max_bytes_to_merge_at_max_space_in_pool" not in scenario["stg_engine1"], scenario["stg_engine1"]
+    assert scenario["stg_engine1"].startswith("MergeTree ORDER BY (session_id, event_time, event_id)")
+    ddl = scenario["stg_ddl1"]
+    assert "max_bytes_to_merge_at_max_space_in_pool=1" in ddl.splitlines()[-1], ddl
 
 
 def test_mirror_reconciliation_catches_a_duplicate_event(scenario):

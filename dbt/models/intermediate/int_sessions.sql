@@ -1,12 +1,14 @@
 {#- Sessions reconstructed from web events (the simulator's session_id is stable within a session).
     Incremental: the sessions touched by events synced since the last watermark are rebuilt from
     ALL their events (delete+insert on session_id). stg_web_events is sorted by session_id, so the
-    aggregation runs in that order, a session at a time, not in one hash table over all events. -#}
+    aggregation runs in that order, a session at a time, not in one hash table over all events.
+    Created without background merges until the run ends (macros/merges.sql). -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='session_id',
     order_by='session_id',
+    settings={'max_bytes_to_merge_at_max_space_in_pool': 1},
     query_settings={'optimize_aggregation_in_order': 1},
     post_hook=[
       "{{ delete_orphans('session_id', 'select session_id from ' ~ ref('stg_web_events'), ['raw_web_events']) }}",
