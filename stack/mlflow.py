@@ -26,6 +26,7 @@ from platform_common.errors import StackError
 from stack.service import Service
 
 VENV = TOOLS / "venvs" / "mlflow"
+AUTH_CACHE_TTL_S = 300  # auth_config(): how long a checked login is trusted
 ARTIFACTS_PREFIX = "mlflow"  # under MINIO_BUCKET; stack/minio.py grants the MLflow user this prefix only
 
 
@@ -45,11 +46,18 @@ def backend_uri(settings: Settings) -> str:
 
 def auth_config(settings: Settings) -> str:
     """basic_auth.ini: the user store in the same database; admins (the only user) skip permission
-    checks, and users added later see nothing until granted."""
+    checks, and users added later see nothing until granted.
+
+    auth_cache_ttl_seconds: MLflow's own cache of successful logins (keyed by an HMAC of the password with
+    a per-process key). Without it every request re-checks the deliberately slow password hash: ~0.5 s of
+    a core each, ~1 s on busy cores, so logging and registering one churn model took 41 s of the first
+    pipeline run. The server runs one worker, and a password change or user deletion through the API
+    drops the cached entry at once; other changes take effect within the TTL."""
     return ("[mlflow]\n"
             "default_permission = NO_PERMISSIONS\n"
             f"database_uri = {backend_uri(settings)}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            f"auth_cache_ttl_seconds = {AUTH_CACHE_TTL_S}\n")
 
 
 def environment(settings: Settings) -> dict[str, str]:

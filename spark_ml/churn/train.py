@@ -131,8 +131,8 @@ def train(settings: Settings, client, source: str = training_set.DEFAULT_SOURCE,
 
     mlclient = registry.connect(settings)
     mlflow.set_experiment(experiment)
-    # every request to MLflow's basic-auth server checks the password (a deliberately slow hash, ~1 s on
-    # 2 busy cores): parameters, metrics and per-backtest figures go in ONE batch, and no table artifact
+    # few requests: parameters, metrics and per-backtest figures go in ONE batch, and no table artifact (each
+    # request is a round trip through the server's auth and database; a remote tracking server is slower still)
     with mlflow.start_run(run_name=f"churn {rows.cutoff_date.max():%Y-%m-%d}") as run:
         params = {"source": source, "horizon_days": horizon_days, "seed": seed,
                   "features": ",".join(training_set.FEATURES), "calibration": model.CALIBRATION,

@@ -50,6 +50,9 @@ def test_every_request_but_health_needs_the_login(server):
     assert wrong.status_code == 401
     assert requests.get(f"{base}/", timeout=10).status_code == 401   # the UI too
     assert requests.get(f"{base}{SEARCH}", auth=admin(server), timeout=10).status_code == 200
+    # the server caches checked logins (auth_cache_ttl_seconds): a cached one admits no other password
+    wrong = requests.get(f"{base}{SEARCH}", auth=(server.mlflow_admin_user, "not-the-password"), timeout=10)
+    assert wrong.status_code == 401
 
 
 def test_listens_on_loopback_only_with_no_secret_on_a_command_line(server):
