@@ -109,10 +109,12 @@ def scenario(stack_up, tmp_path_factory):
         out["snapshot1"] = client.query(f"SELECT snapshot_date FROM {schema}.dbt_run_state "
                                         "ORDER BY started_at DESC LIMIT 1").result_rows[0][0]
         out["sums1"] = checksums(client, schema)
-        out["stg_engine1"] = client.query(f"SELECT engine_full FROM system.tables WHERE database = '{schema}' "
-                                          "AND name = 'stg_web_events'").result_rows[0][0]
+        # the two tables built without background merges: their engine after the run, and the build's DDL
+        out["engines1"] = dict(client.query(f"SELECT name, engine_full FROM system.tables WHERE database = '{schema}' "
+                                            "AND name IN ('stg_web_events', 'int_sessions')").result_rows)
         log = (tmp_path / schema / "logs" / "dbt.log").read_text()
-        out["stg_ddl1"] = re.search(rf"create table `{schema}`.`stg_web_events`.*?SETTINGS[^\n]*", log, re.S).group(0)
+        out["ddls1"] = {t: re.search(rf"create table `{schema}`.`{t}`.*?SETTINGS[^\n]*", log, re.S).group(0)
+                        for t in ("stg_web_events", "int_sessions")}
         r2 = dbt(stack_up, schema, cdc_db, tmp_path, "build")
         out["build2_stdout"] = r2.stdout
         out["sums2"] = checksums(client, schema)
@@ -349,13 +351,16 @@ def test_no_raw_email_test_catches_a_leak(scenario):
     assert "FAIL 1 assert_no_raw_email_in_any_model" in leak.stdout or "FAIL=1" in leak.stdout, leak.stdout[-2000:]
 
 
-def test_stg_web_events_merges_resume_when_the_run_ends(scenario):
+def test_stg_web_events_and_int_sessions_merges_resume_when_the_run_ends(scenario):
     """Built without background merges (they would take the build's cores); on-run-end resets that, so
-    after the run the table merges as any other. The DDL of the build (dbt's log) had them off."""
-    assert "max_bytes_to_merge_at_max_space_in_pool" not in scenario["stg_engine1"], scenario["stg_engine1"]
-    assert scenario["stg_engine1"].startswith("MergeTree ORDER BY (session_id, event_time, event_id)")
-    ddl = scenario["stg_ddl1"]
-    assert "max_bytes_to_merge_at_max_space_in_pool=1" in ddl.splitlines()[-1], ddl
+    after the run the tables merge as any other. The DDL of the build (dbt's log) had them off."""
+    engines, ddls = scenario["engines1"], scenario["ddls1"]
+    assert sorted(engines) == ["int_sessions", "stg_web_events"], engines
+    for table, engine in engines.items():
+        assert "max_bytes_to_merge_at_max_space_in_pool" not in engine, (table, engine)
+        assert "max_bytes_to_merge_at_max_space_in_pool=1" in ddls[table].splitlines()[-1], (table, ddls[table])
+    assert engines["stg_web_events"].startswith("MergeTree ORDER BY (session_id, event_time, event_id)")
+    assert engines["int_sessions"].startswith("MergeTree ORDER BY (session_id)")
 
 
 def test_mirror_reconciliation_catches_a_duplicate_event(scenario):
