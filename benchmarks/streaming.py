@@ -9,7 +9,9 @@ taskmanager_peak_rss_mib, lost, duplicated, and the details).
    raw produce of pre-built records, generate only, end to end) and a raw consume of web_events here.
 2. Backlog drain: the job stopped, --drain-events simulator records produced into Kafka, the job
    resumed from its checkpoint; records/s until every valid one is a raw row, reconciled against
-   the ledger in PostgreSQL and in the ClickHouse mirror (lost, duplicated).
+   the ledger in PostgreSQL and in the ClickHouse mirror (lost, duplicated). Then the wait until every
+   operator of the job is idle (settle(): the backlog's windows close after its raw rows are in), so the
+   ladder starts from a job that is keeping up, not from the drain's tail.
 3. Flink sustained rate: the event simulator in live mode into the real topics (web_events +
    purchase_events, a unique customer-id prefix per step, nothing cleaned up) at a ladder of rates,
    STEP_SECONDS each. Lag is measured end to end from PostgreSQL itself: lag(t) = events sent with
@@ -55,6 +57,8 @@ HERE = Path(__file__).resolve().parent
 LAG_BOUND_S = 5.0          # a sustained step ends less than this many seconds of input behind
 DRAIN_TIMEOUT_S = 150
 LATENCY_TARGET_S = 1.0     # event time -> PostgreSQL row, p99, for a rate to count as real time
+SETTLE_TIMEOUT_S = 600     # settle(): the longest wait for the job to go idle after the drain
+IDLE_BUSY_MS = 100         # settle(): an operator under this busy time (ms per second) is idle
 console = Console(width=140)
 
 
@@ -218,24 +222,44 @@ def flink_info(settings) -> str:
     return f"job {job['jid'][:8]}, parallelism {','.join(map(str, par))}"
 
 
+def operator_load(settings) -> list[tuple[float, float, str]]:
+    """(busy ms/s, back-pressured ms/s, name) of each operator chain's busiest subtask, busiest first."""
+    url, job = flink_rest.rest_url(settings), flink_rest.running_job(settings)
+    out = []
+    for v in requests.get(f"{url}/jobs/{job['jid']}", timeout=5).json()["vertices"]:
+        got = requests.get(f"{url}/jobs/{job['jid']}/vertices/{v['id']}/subtasks/metrics"
+                           "?get=busyTimeMsPerSecond,backPressuredTimeMsPerSecond", timeout=5).json()
+        # an idle subtask reports "NaN" (a string) for its busy time
+        m = {x["id"]: float(x.get("max") or 0) for x in got}
+        m = {k: v if v == v else 0.0 for k, v in m.items()}
+        sinks = re.findall(r"Sink: (\w+)|(sink_dead_letter)", v["name"])
+        name = (re.match(r"[A-Za-z]+", v["name"]).group(0) + " -> " + ",".join(a or b for a, b in sinks[:2])
+                if sinks else re.sub(r"\[\d+\]", "", v["name"])[:40])
+        out.append((m.get("busyTimeMsPerSecond", 0.0), m.get("backPressuredTimeMsPerSecond", 0.0), name))
+    return sorted(out, key=lambda o: o[0], reverse=True)
+
+
 def busiest(settings, top: int = 2) -> str:
     """The job's busiest operator chains right now (busy ms/s of the busiest subtask)."""
     try:
-        url, job = flink_rest.rest_url(settings), flink_rest.running_job(settings)
-        out = []
-        for v in requests.get(f"{url}/jobs/{job['jid']}", timeout=5).json()["vertices"]:
-            got = requests.get(f"{url}/jobs/{job['jid']}/vertices/{v['id']}/subtasks/metrics"
-                               "?get=busyTimeMsPerSecond,backPressuredTimeMsPerSecond", timeout=5).json()
-            # an idle subtask reports "NaN" (a string) for its busy time
-            m = {x["id"]: float(x.get("max") or 0) for x in got}
-            sinks = re.findall(r"Sink: (\w+)|(sink_dead_letter)", v["name"])
-            name = (re.match(r"[A-Za-z]+", v["name"]).group(0) + " -> " + ",".join(a or b for a, b in sinks[:2])
-                    if sinks else re.sub(r"\[\d+\]", "", v["name"])[:40])
-            out.append((m.get("busyTimeMsPerSecond", 0), m.get("backPressuredTimeMsPerSecond", 0), name))
-        out.sort(key=lambda o: o[0] if o[0] == o[0] else 0, reverse=True)
-        return "; ".join(f"{n} busy {b:.0f} ms/s, back-pressured {bp:.0f}" for b, bp, n in out[:top])
+        return "; ".join(f"{n} busy {b:.0f} ms/s, back-pressured {bp:.0f}"
+                         for b, bp, n in operator_load(settings)[:top])
     except (requests.RequestException, ValueError, KeyError, TypeError):
         return "n/a"
+
+
+def settle(settings, timeout: float = SETTLE_TIMEOUT_S) -> float:
+    """Seconds until every operator of the job is idle (busiest subtask under IDLE_BUSY_MS ms/s, three
+    polls in a row): after a drain the raw rows are in, but the windows of the backlog's minutes still
+    close and write their rows. The ladder measures the live rate from there, not the tail of the drain."""
+    t0, quiet = time.monotonic(), 0
+    while time.monotonic() - t0 < timeout and quiet < 3:
+        time.sleep(1)
+        try:
+            quiet = quiet + 1 if operator_load(settings)[0][0] < IDLE_BUSY_MS else 0
+        except (requests.RequestException, ValueError, KeyError, TypeError, IndexError):
+            quiet = 0
+    return time.monotonic() - t0
 
 
 def step(settings, rate: int, seconds: float) -> dict:
@@ -310,6 +334,7 @@ def main() -> int:
     if args.drain_events:
         console.rule(f"Flink draining a backlog of {args.drain_events:,} records")
         drained = drain(settings, args.drain_events)
+        drained["settled_s"] = settle(settings)
         console.print(drained)
 
     console.rule(f"Flink job under a rate ladder ({flink_info(settings)})")
@@ -354,7 +379,8 @@ def main() -> int:
         table.add_row(f"Flink drain of {drained['messages']:,} records", f"{drained['rate']:,.0f} rec/s",
                       f"{of_ceiling(drained['rate'])}; resumed in {drained['restart_s']:.0f}s, drained in "
                       f"{drained['drain_s']:.0f}s; lost {drained['lost']}, duplicated {drained['duplicated']} "
-                      f"(mirror: {drained['mirror_lost']}, {drained['mirror_duplicated']})")
+                      f"(mirror: {drained['mirror_lost']}, {drained['mirror_duplicated']}); the job idle "
+                      f"{drained['settled_s']:.0f}s after the mirror caught up (its windows closing)")
     for r in results:
         table.add_row(f"Flink step {r['rate']:,}/s", f"{r['achieved']:,.0f} ev/s",
                       f"{'sustained' if r['sustained'] else 'NOT sustained'}: lag at end {r['end_lag']:,} "
