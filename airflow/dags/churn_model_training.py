@@ -10,14 +10,14 @@ trains one at once.
 from __future__ import annotations
 
 from airflow.sdk import dag, task
-from churn_platform.common import CHURN_TRAINING_DAG_ID, DEFAULT_ARGS, REPO, spark_ml
+from churn_platform.common import CHURN_TRAINING_DAG_ID, DEFAULT_ARGS, REPO, cron, spark_ml
 
 
 @dag(
     dag_id=CHURN_TRAINING_DAG_ID,
     # Mondays 03:00 UTC, between the pipeline's 00:00 and 06:00 runs; no start_date, as the pipeline: a
     # fresh platform does not run a "missed" week at once while it still fills with data
-    schedule="0 3 * * 1",
+    schedule=cron("0 3 * * 1"),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,

@@ -31,6 +31,7 @@ from churn_platform.common import (
     PIPELINE_DAG_ID,
     REPO,
     SPARK_POOL,
+    cron,
     record_drift_alerts,
     segmentation_tasks,
     spark_ml,
@@ -42,9 +43,9 @@ from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavi
 
 @dag(
     dag_id=PIPELINE_DAG_ID,
-    # no start_date: on a fresh platform the first scheduled run is the next 6-hour mark, not one at once
-    # while the stack is still filling with data (make demo triggers its own run)
-    schedule="0 */6 * * *",
+    # no start_date, and cron(): on a fresh platform the first scheduled run is the next 6-hour mark, not
+    # one at once while the stack is still filling with data (make demo triggers its own run)
+    schedule=cron("0 */6 * * *"),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,

@@ -1,7 +1,7 @@
 """DAG integrity: every DAG file imports, and each DAG has the schedule, tags, retries and alerting it promises."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,8 @@ def test_every_dag_file_imports(dagbag):
 def test_schedules(dagbag):
     pipeline = dagbag.dags["customer_analytics_pipeline"].timetable
     assert type(pipeline).__name__ == "CronTriggerTimetable" and pipeline.expression == "0 */6 * * *"
+    training = dagbag.dags["churn_model_training"].timetable
+    assert type(training).__name__ == "CronTriggerTimetable" and training.expression == "0 3 * * 1"
     health = dagbag.dags["streaming_health"].timetable
     assert type(health).__name__ == "DeltaTriggerTimetable" and health.delta == timedelta(minutes=5)
     segmentation = dagbag.dags["customer_segmentation"].timetable
@@ -135,3 +137,20 @@ def test_streaming_health_checks(dagbag):
     assert {t.task_id for t in dag.tasks} == {"flink_job", "connectors", "consumer_lag", "dead_letters"}
     assert dag.get_task("consumer_lag").upstream_task_ids == {"flink_job", "connectors"}
     assert dag.dagrun_timeout == timedelta(minutes=15)
+
+
+@pytest.mark.parametrize("dag_id", ["customer_analytics_pipeline", "churn_model_training"])
+def test_a_new_platform_waits_for_the_next_cron_time(dag_id, dagbag, monkeypatch):
+    """Made (the DAG first seen) 20 minutes after a cron time, the first scheduled run is the next cron time,
+    not the one just past: that one would start on a still-empty mirror, and queue the demo's run behind it."""
+    from airflow.serialization.decoders import decode_timetable
+    from airflow.serialization.encoders import encode_timetable
+    from airflow.timetables import trigger
+    from airflow.timetables.base import TimeRestriction
+
+    timetable = decode_timetable(encode_timetable(dagbag.dags[dag_id].timetable))   # as the scheduler has it
+    past = timetable._align_to_prev(datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
+    monkeypatch.setattr(trigger, "utcnow", lambda: past + timedelta(minutes=20))
+    first = timetable.next_dagrun_info(last_automated_data_interval=None,
+                                       restriction=TimeRestriction(earliest=None, latest=None, catchup=False))
+    assert first.run_after == timetable._align_to_next(past + timedelta(minutes=20)) > past, (past, first.run_after)
