@@ -3,8 +3,10 @@
 Pipeline: log1p of heavy-tailed columns and caps (SQLTransformer) → median Imputer → VectorAssembler →
 StandardScaler (mean 0, std 1) → KMeans (best of n_init starts, on rows in feature-value order, so
 equal features give equal segments whatever the ids). k: among the k with near-best silhouette, the
-largest whose segments all get different names (pick_k; the elbow curve is recorded too), searched on
-a sample above 50k customers, whose best start then segments every customer (choose_k).
+largest whose segments all get different names (pick_k; the elbow curve is recorded too). The search
+runs on the driver with scikit-learn (at most a 50k-row sample above 50k customers); the chosen k's
+best start becomes the Spark KMeansModel of the saved PipelineModel, which segments every customer
+(choose_k).
 
 Stable identities: the previous run's centroids (in log-feature units, stored in MinIO with the
 run) are mapped into this run's scaled space and matched to the new centroids with the Hungarian
@@ -152,7 +154,7 @@ class Config:
     k_min: int = 3
     k_max: int = 8
     seed: int = 42
-    n_init: int = 4                           # K-Means starts per k; the lowest cost wins (_lowest_cost)
+    n_init: int = 4                           # K-Means starts per k; the lowest cost wins
     max_iter: int = 50
     tol: float = 1e-5
     silhouette_tolerance: float = 0.1           # pick_k: candidates within this of the best silhouette
@@ -163,7 +165,6 @@ class Config:
     run_id: str | None = None
     previous: str | None = "latest"           # "latest", a run id, or None (fresh ids)
     write: bool = True                        # write Iceberg tables and MinIO artifacts
-    parallelism: int = 4                      # K-Means fits / silhouettes in flight at once (1 = sequential)
     extra: dict = field(default_factory=dict)
 
 
@@ -272,16 +273,16 @@ def load_features(spark, snapshot_date: str | None = None):
 def in_feature_order(df):
     """`df` as one partition in an order that depends only on the clustered feature values, never on the ids.
 
-    K-Means|| draws its seeds partition by partition, row by row, and the Imputer's quantiles and the
-    scaler's sums follow the partitions too. Partitioned by customer_id, the same customers under another
-    id prefix got other seeds, so another k and other segments. Here rows are sorted by a hash of the
+    K-Means seeds are drawn row by row (the search's k-means++ over the driver-side matrix in this order;
+    before it, Spark's k-means|| partition by partition), the search sample is drawn row by row, and the
+    Imputer's quantiles and the scaler's sums follow the partitions too. Partitioned by customer_id, the
+    same customers under another id prefix got other seeds, so another k and other segments. Here rows are sorted by a hash of the
     feature values, then by the values themselves (a hash collision, or xxhash64 skipping NULLs, still
     sorts one way); rows that tie are identical points to every stage, so their order changes nothing.
 
-    One partition, because Spark adds up the partitions' K-Means sums in the order their tasks finish:
-    with several, the centres, costs and iteration counts differed in the last bits from run to run (so
-    did which of the n_init starts won a tie). K-Means on 8 features is cheap per row; the k search runs
-    on a sample above `search_sample` customers anyway."""
+    One partition, because Spark adds up the partitions' sums in the order their tasks finish: with
+    several, Spark's K-Means centres and costs differed in the last bits from run to run (so did which of
+    the n_init starts won a tie), and the scaler's sums would too. Scaling 8 features is cheap per row."""
     from pyspark.sql import functions as F
 
     cols = [F.col(c) for c in features.CLUSTER_FEATURES]
@@ -291,66 +292,82 @@ def in_feature_order(df):
             .drop("_feature_hash"))
 
 
-def _pool(cfg: Config) -> ThreadPoolExecutor:
-    """Threads that submit Spark jobs concurrently. On small inputs a K-Means fit is dozens of tiny
-    one-task jobs whose time is mostly driver-side scheduling latency, so several fits in flight keep
-    local[2]'s cores busy. Each fit's result does not depend on what else runs: its input is one cached,
-    fixed-order partition, and every reduction in it is over that one partition."""
-    return ThreadPoolExecutor(max_workers=max(1, cfg.parallelism), thread_name_prefix="kmeans")
+def features_matrix(X) -> np.ndarray:
+    """The scaled `features` of X's rows as a float64 matrix on the driver, in X's row order (the feature
+    order of in_feature_order, so the k search sees the same matrix whatever the ids)."""
+    from pyspark.ml.functions import vector_to_array
+
+    x = X.select(vector_to_array("features").alias("x")).toPandas()["x"]
+    return np.array(x.tolist(), dtype=np.float64).reshape(len(x), len(features.CLUSTER_FEATURES))
 
 
-def _kmeans(k: int, seed: int, cfg: Config):
-    from pyspark.ml.clustering import KMeans
+def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
+    """Spark's ClusteringEvaluator silhouette (squaredEuclidean) in numpy, by the same closed form: a point's
+    mean squared distance to a cluster is |x|² - 2 x·sum_c/n_c + sumsq_c/n_c; its own cluster's is rescaled
+    by n/(n-1) to leave the point out; a point alone in its cluster scores 0 (test_silhouette_equals_sparks)."""
+    k = int(labels.max()) + 1
+    n_c = np.bincount(labels, minlength=k).astype(np.float64)
+    present = n_c > 0
+    sums = np.zeros((k, x.shape[1]))
+    np.add.at(sums, labels, x)
+    sq = np.einsum("ij,ij->i", x, x)
+    sumsq = np.bincount(labels, weights=sq, minlength=k)
+    safe = np.where(present, n_c, 1.0)
+    avg = sq[:, None] - 2 * x @ (sums / safe[:, None]).T + (sumsq / safe)[None, :]
+    rows = np.arange(len(x))
+    own_n = n_c[labels]
+    a = avg[rows, labels] * own_n / np.where(own_n > 1, own_n - 1, 1.0)
+    others = np.where(present[None, :], avg, np.inf)
+    others[rows, labels] = np.inf
+    b = others.min(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(a < b, 1 - a / b, np.where(a > b, b / a - 1, 0.0))
+    return float(np.where(own_n > 1, s, 0.0).mean())
 
-    return KMeans(k=k, seed=seed, maxIter=cfg.max_iter, tol=cfg.tol, featuresCol="features",
-                  predictionCol="cluster", initMode="k-means||")
 
+def search_k(x: np.ndarray, cfg: Config) -> tuple[int, list[dict], dict]:
+    """For each k: scikit-learn's KMeans (k-means++, best of n_init starts, seeded) on the driver-side matrix,
+    and Spark's silhouette of it. Returns (pick_k's k, the curve, {k: fitted sklearn KMeans}).
 
-def _lowest_cost(fits: list):
-    """The lowest-cost of a k's `n_init` K-Means fits (seeds seed, seed+1, ...), as scikit-learn's n_init:
-    one k-means|| start often ends in a poor local optimum (on the demo population one seed's k=3 had
-    silhouette 0.39 where the others found 0.49), and which start is poor depends on the seed. min() keeps
-    the first of equal costs, i.e. the lowest seed: the same start wins as when the fits ran one after
-    another."""
-    return min(fits, key=lambda m: m.summary.trainingCost)
+    On the driver, not as Spark jobs: the search is at most `search_sample` rows x 8 features (a few MB),
+    and as Spark jobs it was k x n_init fits of dozens of tiny one-task jobs each, 25-28 s of per-job
+    latency on the demo's 386 customers for milliseconds of arithmetic. One thread (threadpoolctl), so no
+    sum depends on how OpenMP splits the rows: equal matrices give bit-equal results."""
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
-
-def search_k(X, cfg: Config) -> tuple[int, list[dict], dict]:
-    """Every k's n_init fits, then every k's silhouette, each from a pool of cfg.parallelism threads
-    (1 = one after another, as before). The same fits and the same choice either way (tested:
-    test_concurrent_k_search_is_bit_identical_to_sequential)."""
-    from pyspark.ml.evaluation import ClusteringEvaluator
-
-    evaluator = ClusteringEvaluator(featuresCol="features", predictionCol="cluster", metricName="silhouette",
-                                    distanceMeasure="squaredEuclidean")
-    ks = range(cfg.k_min, cfg.k_max + 1)
-
-    def timed_fit(k: int, seed: int):
-        t0 = time.perf_counter()
-        model = _kmeans(k, seed, cfg).fit(X)
-        return model, time.perf_counter() - t0
-
-    def silhouette(model):
-        t0 = time.perf_counter()
-        return evaluator.evaluate(model.transform(X)), time.perf_counter() - t0
-
-    # fit_seconds / seconds: with concurrent fits, the fits' own durations added up (not wall time)
-    with _pool(cfg) as pool:
-        fits = {k: [pool.submit(timed_fit, k, cfg.seed + i) for i in range(cfg.n_init)] for k in ks}
-        models, fit_s = {}, {}
-        for k in ks:
-            done = [f.result() for f in fits[k]]
-            models[k] = _lowest_cost([m for m, _ in done])
-            fit_s[k] = sum(s for _, s in done)
-        sil = {k: pool.submit(silhouette, models[k]) for k in ks}
-        curve = []
-        for k in ks:
-            value, sil_s = sil[k].result()
-            model = models[k]
-            curve.append({"k": k, "silhouette": round(value, 5), "training_cost": round(model.summary.trainingCost, 3),
-                          "iterations": model.summary.numIter, "named_segments": named_segments(model.clusterCenters()),
-                          "fit_seconds": round(fit_s[k], 3), "seconds": round(fit_s[k] + sil_s, 3)})
+    curve, models = [], {}
+    with threadpool_limits(limits=1):
+        for k in range(cfg.k_min, cfg.k_max + 1):
+            t0 = time.perf_counter()
+            model = KMeans(n_clusters=k, n_init=cfg.n_init, random_state=cfg.seed, max_iter=cfg.max_iter,
+                           tol=cfg.tol).fit(x)
+            fit_s = time.perf_counter() - t0
+            models[k] = model
+            curve.append({"k": k, "silhouette": round(silhouette(x, model.labels_), 5),
+                          "training_cost": round(float(model.inertia_), 3), "iterations": int(model.n_iter_),
+                          "named_segments": named_segments(model.cluster_centers_),
+                          "fit_seconds": round(fit_s, 3), "seconds": round(time.perf_counter() - t0, 3)})
     return pick_k(curve, cfg.silhouette_tolerance), curve, models
+
+
+def spark_kmeans_model(spark, centers: np.ndarray, seed: int):
+    """A Spark KMeansModel with exactly these centres, in this order, for the PipelineModel that is saved and
+    that scores every customer. Spark ML has no constructor for one, so it is fitted on the k centres
+    themselves: random initialisation draws all k rows (they are distinct), each row is its own nearest
+    centre, and the mean of one vector is that vector, so the centres come back bit for bit (checked).
+    Returns (model, order): the model's cluster i has centre centers[order[i]]."""
+    from pyspark.ml.clustering import KMeans
+    from pyspark.ml.linalg import Vectors
+
+    rows = [(Vectors.dense([float(v) for v in c]),) for c in centers]
+    model = KMeans(k=len(centers), initMode="random", maxIter=1, seed=seed, featuresCol="features",
+                   predictionCol="cluster").fit(spark.createDataFrame(rows, ["features"]))
+    got = np.array([np.asarray(c) for c in model.clusterCenters()])
+    order = [next((i for i, c in enumerate(centers) if np.array_equal(g, c)), None) for g in got]
+    if None in order or sorted(order) != list(range(len(centers))):
+        raise RuntimeError(f"Spark's KMeans did not keep the {len(centers)} chosen centres")
+    return model, order
 
 
 def pick_k(curve: list[dict], tolerance: float) -> int:
@@ -371,37 +388,34 @@ def pick_k(curve: list[dict], tolerance: float) -> int:
 
 
 def choose_k(X, n: int, cfg: Config) -> tuple[int, list[dict], object, dict]:
-    """k search, and the model that segments every row. Above `search_sample` rows the search (n_init
-    fits and one silhouette per k, most of the job's time) runs on a seeded sample of the fixed-order
-    rows, and the chosen k's lowest-cost start on that sample is the model: it assigns every row, and
-    its silhouette and cluster sizes are measured on every row. Refitting on all rows (n_init more
-    starts over 1M customers in one partition) took 150+ s at 1M customers, for centres a 50k random
-    sample already pins down (thousands of rows per segment; the test compares both).
-    Returns (k, curve, model, search info with `cluster_sizes` over all n rows)."""
+    """k search (search_k, on the driver) and the Spark model that segments every row: the chosen k's best
+    start, its centres unchanged (spark_kmeans_model). Above `search_sample` rows the search runs on a
+    seeded sample of the fixed-order rows, without a refit on all rows (n_init more starts over 1M
+    customers took 150+ s, for centres a 50k random sample already pins down: thousands of rows per
+    segment; the test compares both); the model's silhouette and cluster sizes are then measured on every
+    row by Spark. Returns (k, curve, model, search info with `cluster_sizes` over all n rows, in the
+    model's cluster order)."""
     from pyspark.ml.evaluation import ClusteringEvaluator
     from pyspark.sql import functions as F
 
-    if not cfg.search_sample or n <= cfg.search_sample:
-        k, curve, models = search_k(X, cfg)
+    sampled = bool(cfg.search_sample) and n > cfg.search_sample
+    x = features_matrix(X.sample(False, cfg.search_sample / n, cfg.seed) if sampled else X)
+    k, curve, models = search_k(x, cfg)
+    best = models[k]
+    model, order = spark_kmeans_model(X.sparkSession, best.cluster_centers_, cfg.seed)
+    info = {"rows": len(x), "sampled": sampled, "training_cost": round(float(best.inertia_), 3)}  # on the searched rows
+    if not sampled:   # the search saw every row: its sizes and silhouette are the model's
+        sizes = np.bincount(best.labels_, minlength=k)
         chosen = next(row for row in curve if row["k"] == k)
-        return k, curve, models[k], {"rows": n, "sampled": False, "silhouette": chosen["silhouette"],
-                                     "training_cost": chosen["training_cost"],
-                                     "cluster_sizes": list(models[k].summary.clusterSizes)}
-    sample = X.sample(False, cfg.search_sample / n, cfg.seed).cache()
-    rows = sample.count()
-    k, curve, models = search_k(sample, cfg)
-    sample.unpersist()
-    model = models[k]
+        return k, curve, model, info | {"silhouette": chosen["silhouette"], "cluster_sizes": [int(sizes[i]) for i in order]}
     t0 = time.perf_counter()
     assigned = model.transform(X).cache()
     by_cluster = dict(assigned.groupBy("cluster").agg(F.count("*")).collect())
-    silhouette = ClusteringEvaluator(featuresCol="features", predictionCol="cluster", metricName="silhouette",
-                                     distanceMeasure="squaredEuclidean").evaluate(assigned)
+    sil = ClusteringEvaluator(featuresCol="features", predictionCol="cluster", metricName="silhouette",
+                              distanceMeasure="squaredEuclidean").evaluate(assigned)
     assigned.unpersist()
-    return k, curve, model, {"rows": rows, "sampled": True, "silhouette": round(silhouette, 5),
-                             "training_cost": round(model.summary.trainingCost, 3),   # on the sample
-                             "cluster_sizes": [int(by_cluster.get(i, 0)) for i in range(k)],
-                             "assign_seconds": round(time.perf_counter() - t0, 3)}
+    return k, curve, model, info | {"silhouette": round(sil, 5), "cluster_sizes": [int(by_cluster.get(i, 0)) for i in range(k)],
+                                    "assign_seconds": round(time.perf_counter() - t0, 3)}
 
 
 def sklearn_comparison(X, k: int, seed: int, sample: int, spark_model) -> dict:

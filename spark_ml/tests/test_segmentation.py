@@ -61,7 +61,7 @@ def test_k_search_on_a_sample_whose_model_segments_every_customer(spark, first):
     assert search["sampled"] and 2_500 <= search["rows"] <= 3_500
     assert [row["k"] for row in curve] == list(range(3, 9))
     assert k == segmentation.pick_k(curve, cfg.silhouette_tolerance)
-    assert len(model.clusterCenters()) == k and sum(model.summary.clusterSizes) == search["rows"]  # fitted on the sample
+    assert len(model.clusterCenters()) == k
     sizes = model.transform(X).groupBy("cluster").count().toPandas().set_index("cluster")["count"]
     assert search["cluster_sizes"] == [int(sizes.get(i, 0)) for i in range(k)] and sum(search["cluster_sizes"]) == N
     # as good on every row as the search on every row: separation and distinct segments (pick_k's
@@ -205,27 +205,50 @@ def test_rerun_is_identical_and_retrain_keeps_segment_ids(spark, first, truth_pa
     assert _ch_count(load.SEGMENTS, first["run_id"]) == N
 
 
-def test_concurrent_k_search_is_bit_identical_to_sequential(spark, truth_path):
-    """search_k runs the k x n_init fits and the silhouettes from a thread pool (Config.parallelism): on a
-    demo-sized population (386 customers) it chooses the same k with bit-identical centres, costs,
-    iteration counts and silhouettes as the same search one fit after another (parallelism=1, the
-    order the fits ran in before the pool)."""
+@pytest.fixture(scope="module")
+def demo_sized(spark, truth_path):
+    """A demo-sized population (386 customers) prepared as the job prepares it: (X, matrix)."""
     small = SNAPSHOT - dt.timedelta(days=2)                # older than SNAPSHOT: never "newest"
     data, _ = features.synthetic_arrow(386, seed=11, snapshot_date=small)
     export.export(source="synthetic, demo size", data=data)
     df, _ = segmentation.load_features(spark, small.isoformat())
     X = segmentation._prep_pipeline().fit(df).transform(df).select("customer_id", "features").cache()
-    X.count()
-    results = {}
-    for parallelism in (1, 4):
-        cfg = segmentation.Config(k_min=3, k_max=8, seed=42, parallelism=parallelism)
-        k, curve, models = segmentation.search_k(X, cfg)
-        results[parallelism] = (k, [{c: v for c, v in row.items() if c not in ("fit_seconds", "seconds")} for row in curve],
-                                {kk: ([[float(x).hex() for x in c] for c in m.clusterCenters()], m.summary.trainingCost,
-                                      m.summary.numIter, list(m.summary.clusterSizes)) for kk, m in models.items()},
-                                models[k].transform(X).select("customer_id", "cluster").toPandas()
-                                .set_index("customer_id").cluster.sort_index())
-    (k1, curve1, models1, labels1), (k4, curve4, models4, labels4) = results[1], results[4]
-    assert k4 == k1 and curve4 == curve1 and models4 == models1
-    assert labels4.equals(labels1)
+    yield X, segmentation.features_matrix(X)
     X.unpersist()
+
+
+def test_silhouette_equals_sparks(spark, demo_sized):
+    """segmentation.silhouette (numpy, used by the k search) is Spark's ClusteringEvaluator silhouette
+    (squaredEuclidean), including a cluster of one point (which scores 0)."""
+    from pyspark.ml.evaluation import ClusteringEvaluator
+    from pyspark.ml.linalg import Vectors
+
+    _, x = demo_sized
+    evaluator = ClusteringEvaluator(featuresCol="features", predictionCol="cluster", metricName="silhouette",
+                                    distanceMeasure="squaredEuclidean")
+    _, _, models = segmentation.search_k(x, segmentation.Config(k_min=3, k_max=5, seed=42))
+    singleton = models[3].labels_.copy()
+    singleton[0] = 3                                      # a fourth cluster of one point
+    for labels in (models[3].labels_, models[5].labels_, singleton):
+        frame = spark.createDataFrame([(Vectors.dense(row.tolist()), int(c)) for row, c in zip(x, labels)],
+                                      ["features", "cluster"])
+        assert segmentation.silhouette(x, labels) == pytest.approx(evaluator.evaluate(frame), abs=1e-9)
+
+
+def test_spark_model_has_the_searchs_centres_and_labels(spark, demo_sized):
+    """choose_k's Spark model (the one saved and used to score) has the search's chosen centres bit for
+    bit and assigns every customer as the search did; the search is repeatable to the last bit."""
+    X, x = demo_sized
+    cfg = segmentation.Config(k_min=3, k_max=8, seed=42)
+    k, curve, model, search = segmentation.choose_k(X, 386, cfg)
+    assert not search["sampled"] and search["rows"] == 386 and sum(search["cluster_sizes"]) == 386
+    k2, curve2, models = segmentation.search_k(x, cfg)
+    assert (k2, [{c: v for c, v in row.items() if c not in ("fit_seconds", "seconds")} for row in curve2]) == (
+        k, [{c: v for c, v in row.items() if c not in ("fit_seconds", "seconds")} for row in curve])
+    centers = models[k].cluster_centers_
+    spark_centers = [[float(v).hex() for v in c] for c in model.clusterCenters()]
+    assert sorted(spark_centers) == sorted([[float(v).hex() for v in c] for c in centers])
+    order = [next(i for i, c in enumerate(centers) if [float(v).hex() for v in c] == sc) for sc in spark_centers]
+    labels = model.transform(X).select("cluster").toPandas()["cluster"].to_numpy()   # X's row order = x's
+    assert [order[c] for c in labels] == models[k].labels_.tolist()
+    assert search["cluster_sizes"] == [int((labels == i).sum()) for i in range(k)]
