@@ -227,7 +227,9 @@ def apply(settings: Settings, client: Client | None = None) -> dict[str, int]:
 
 
 # -- refresh -----------------------------------------------------------------------------------------
-REFRESH_CONCURRENCY = 4
+REFRESH_CONCURRENCY = 4   # charts refreshed at once (refresh)
+
+
 @dataclass
 class Refreshed:
     dashboard: str

@@ -24,18 +24,6 @@ DBT_EXECUTABLE = REPO / "airflow" / "bin" / "dbt"
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 
-
-def cron(expression: str):
-    """A cron schedule whose first run, on a newly made platform (no start_date), is the next cron time.
-
-    A bare cron string gives CronTriggerTimetable(run_immediately=False), which Airflow 3.3 does not
-    honour: it still runs the cron time just past when the DAG appears within 10% of the period (36 min
-    for every 6 h, 16.8 h for weekly; apache/airflow#64162). A `make up` at 00:20 then started the
-    pipeline on a still-empty mirror and queued the demo's own run behind it for 90 s. A zero timedelta
-    means "only if it is exactly now"."""
-    from airflow.sdk import CronTriggerTimetable
-
-    return CronTriggerTimetable(expression, timezone="UTC", run_immediately=timedelta(0))
 # one Spark job at a time on this 2-core machine (created with 1 slot by `make up`)
 SPARK_POOL = contracts.SPARK_POOL
 # the connection the DAGs write ops.alerts / ops.incidents through (AIRFLOW_CONN_PLATFORM_POSTGRES)
@@ -57,6 +45,19 @@ CHURN_SCORES = Asset(name="clickhouse_churn_scores", uri="clickhouse://ml/churn_
 CHURN_TRAINING_DAG_ID = "churn_model_training"
 
 log = logging.getLogger(__name__)
+
+
+def cron(expression: str):
+    """A cron schedule whose first run, on a newly made platform (no start_date), is the next cron time.
+
+    A bare cron string gives CronTriggerTimetable(run_immediately=False), which Airflow 3.3 does not
+    honour: it still runs the cron time just past when the DAG appears within 10% of the period (36 min
+    for every 6 h, 16.8 h for weekly; apache/airflow#64162). A `make up` at 00:20 then started the
+    pipeline on a still-empty mirror and queued the demo's own run behind it for 90 s. A zero timedelta
+    means "only if it is exactly now"."""
+    from airflow.sdk import CronTriggerTimetable
+
+    return CronTriggerTimetable(expression, timezone="UTC", run_immediately=timedelta(0))
 
 
 def warehouse_table(database: str, table: str) -> Asset:
